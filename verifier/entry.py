@@ -1,0 +1,141 @@
+"""Builds the symbolic entry state of DESIGN §4 for one function: registers, regions, assumptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import archinfo
+import claripy
+
+from .arch import Abi
+from .blob import Blob
+from .errors import UnsupportedError
+from .machine import BV, Region, RegisterFile, bv, const
+from .signature import Param, Signature
+
+STACK_MAX = 1 << 16    # deepest frame modelled; below it an access is UNKNOWN, never placed
+MASK64 = (1 << 64) - 1
+
+# VEX pseudo-registers that are not architectural state; concrete values lose nothing because
+# the machine model has no counterpart for them (emulation notes, translation-cache hints).
+_PSEUDO = {"emnote", "cmstart", "cmlen", "nraddr", "ip_at_syscall", "ip", "pc", "rip"}
+# Rounding-mode and x87 bookkeeping: fixed to their ABI defaults; floating point is reported
+# unsupported, so no proof depends on them.
+_FIXED = {"fpround": 0, "sseround": 0, "ftop": 0, "fptag": 0, "fpcr": 0, "fc3210": 0}
+
+
+@dataclass(frozen=True)
+class ArrayLayout:
+    name: str
+    reg: str           # the argument register that carries its address (= the base symbol)
+    elem_bits: int
+    length: int
+    const: bool
+
+    @property
+    def size(self) -> int:
+        return self.length * self.elem_bits // 8
+
+
+@dataclass
+class EntryState:
+    arch: archinfo.Arch
+    abi: Abi
+    regs: RegisterFile
+    regions: dict[str, Region]
+    bases: dict[str, str]                 # base symbol name -> region name
+    assumptions: list[claripy.ast.Bool]
+    entry_values: dict[str, BV]           # register name -> entry value (for frame checks, replay)
+    arrays: list[ArrayLayout]
+    ret_addr: BV                          # the caller's return address (a symbol)
+    sp0: BV
+    stack_hi: int                         # highest stack offset (exclusive) the code may touch
+
+
+def vex_arch(name: str) -> archinfo.Arch:
+    return archinfo.ArchAMD64() if name == "x86_64" else archinfo.ArchAArch64()
+
+
+def build(blob: Blob, sig: Signature, abi: Abi) -> EntryState:
+    arch = vex_arch(blob.arch)
+    if len(sig.params) > len(abi.arg_regs):
+        raise UnsupportedError(f"{sig.name} has {len(sig.params)} parameters; only the "
+                               f"{len(abi.arg_regs)} passed in registers are modelled")
+    regs = RegisterFile()
+    entry: dict[str, BV] = {}
+    for r in arch.register_list:
+        val = _initial_register(r.name, r.size * 8, blob)
+        regs.put(r.vex_offset, val)
+        entry[r.name] = val
+    sp_name = arch.register_names[arch.sp_offset]
+    sp0 = entry[sp_name]
+    assumptions: list[claripy.ast.Bool] = [
+        sp0 & 15 == abi.sp_entry_mod16,
+        claripy.UGE(sp0, STACK_MAX + abi.red_zone + 4096),
+        claripy.ULE(sp0, MASK64 - 4096),
+    ]
+    regions = {"stack": Region("stack", sp0, 0, True)}
+    bases = {sp0.args[0]: "stack"}
+    arrays: list[ArrayLayout] = []
+    for p, reg in zip(sig.params, abi.arg_regs):
+        off = arch.get_register_offset(reg)
+        if p.is_array:
+            base = entry[reg]
+            lay = ArrayLayout(p.name, reg, p.bits, int(p.length), p.const)  # type: ignore[arg-type]
+            arrays.append(lay)
+            regions[p.name] = Region(p.name, base, lay.size, not p.const, p.bits)
+            bases[base.args[0]] = p.name
+            assumptions += [base != 0, base % (p.bits // 8) == 0, claripy.ULE(base, MASK64 - lay.size)]
+        else:
+            value = _scalar_register(p, reg, abi)
+            regs.put(off, value)
+            entry[reg] = value
+            if p.is_bool:
+                assumptions.append(claripy.ULE(bv(p.name, 8), 1))
+    stack_hi = abi.ret_pops
+    stack_lo = claripy.BVV(STACK_MAX + abi.red_zone, 64)
+    spans = [(r.base, claripy.BVV(r.size, 64)) for r in regions.values() if r.name != "stack"]
+    spans.append((sp0 - stack_lo, stack_lo + stack_hi))
+    spans.append((claripy.BVV(blob.base, 64), claripy.BVV(blob.size, 64)))
+    for i in range(len(spans)):
+        for j in range(i + 1, len(spans)):
+            (a, na), (b, nb) = spans[i], spans[j]
+            assumptions.append(claripy.Or(claripy.ULE(a + na, b), claripy.ULE(b + nb, a)))
+    ret_addr = bv("retaddr", 64) if abi.link_reg is None else entry[abi.link_reg]
+    assumptions = [a for a in assumptions if not (a.is_true())]
+    return EntryState(arch, abi, regs, regions, bases, assumptions, entry, arrays, ret_addr, sp0, stack_hi)
+
+
+def _initial_register(name: str, bits: int, blob: Blob) -> BV:
+    if name in ("rip", "pc"):
+        return const(blob.entry, bits)
+    if name in _PSEUDO:
+        return const(0, bits)
+    if name in _FIXED:
+        return const(_FIXED[name], bits)
+    if name == "cc_op":
+        return const(0, bits)      # OP_COPY: the flags are exactly the bits of cc_dep1 ...
+    if name == "cc_dep1":
+        return bv("rflags" if blob.arch == "x86_64" else "nzcv", bits)   # ... which are arbitrary
+    if name in ("cc_dep2", "cc_ndep"):
+        return const(0, bits)      # ignored under OP_COPY
+    if name == "d":
+        return const(1, bits)      # VEX's DF as +1/-1: clear at entry (SysV); checked at the return
+    if name in ("id", "ac"):
+        return claripy.ZeroExt(bits - 1, bv(f"{name}flag", 1))
+    if name in ("fs", "gs"):
+        return bv(f"{name}_base", bits)
+    if name == "xsp":
+        return bv("sp", bits)
+    return bv(name, bits)
+
+
+def _scalar_register(p: Param, reg: str, abi: Abi) -> BV:
+    x = bv(p.name, p.bits)
+    if p.bits == 64:
+        return x
+    ext_to = abi.narrow_args_extended_to
+    if ext_to and p.bits < ext_to:
+        x = (claripy.SignExt if p.signed else claripy.ZeroExt)(ext_to - p.bits, x)
+    width = x.size()
+    return claripy.Concat(bv(f"{reg}.hi", 64 - width), x)

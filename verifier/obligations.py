@@ -1,0 +1,69 @@
+"""Turns paths × spec into obligations: SMT-LIB formulas that are satisfiable iff something fails."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from .exploration import Exploration
+from .smt import quote
+from .spec import Spec
+
+UNKNOWN_STATUSES = {"loop-bound", "unsupported-instruction", "unplaceable-access"}
+
+
+@dataclass(frozen=True)
+class Obligation:
+    name: str          # post#1, memory-safety@0x400010, frame@0x40002e, loop-bound@0x400008 …
+    kind: str          # postcondition, memory-safety, frame, policy, undecodable, or an UNKNOWN reason
+    formula: str       # satisfiable iff the obligation fails; a model is the counterexample
+    symbols: dict[str, int]
+    message: str       # what failing means, in words
+    paths: tuple[int, ...]   # which paths contribute (for replay and the trace)
+    conjunct: str | None = None   # for postcondition obligations: the conjunct's text
+
+
+def build(spec: Spec, ex: Exploration) -> list[Obligation]:
+    base = _and([*ex.assumptions, spec.pre])
+    symbols = {**ex.symbols, **spec.names}
+    out: list[Obligation] = []
+    returned = [p for p in ex.paths if p.status == "returned"]
+    for i, conj in enumerate(spec.post, 1):
+        cases = [_and([p.pc, _let(p.outputs, f"(not {conj})")]) for p in returned]
+        out.append(Obligation(
+            name=f"post#{i}", kind="postcondition", formula=_and([base, _or(cases)]), symbols=symbols,
+            message=f"postcondition conjunct {i} fails: {' '.join(conj.split())}",
+            paths=tuple(p.index for p in returned), conjunct=conj))
+    groups: dict[str, list] = defaultdict(list)
+    for v in ex.violations:
+        groups[v.key].append(v)
+    for key, vs in groups.items():
+        out.append(Obligation(
+            name=key, kind=vs[0].kind, formula=_and([base, _or([v.cond for v in vs])]), symbols=symbols,
+            message=vs[0].message, paths=tuple(v.path for v in vs)))
+    for p in ex.paths:
+        if p.status in UNKNOWN_STATUSES:
+            out.append(Obligation(
+                name=f"{p.status}@{p.addr:#x}#{p.index}", kind=p.status, formula=_and([base, p.pc]),
+                symbols=symbols, message=p.message, paths=(p.index,)))
+    return out
+
+
+def _and(parts: list[str]) -> str:
+    parts = [p for p in parts if p != "true"]
+    if not parts:
+        return "true"
+    return parts[0] if len(parts) == 1 else "(and " + " ".join(parts) + ")"
+
+
+def _or(parts: list[str]) -> str:
+    if not parts:
+        return "false"
+    return parts[0] if len(parts) == 1 else "(or " + " ".join(parts) + ")"
+
+
+def _let(bindings: dict[str, str], body: str) -> str:
+    """Bind the spec's exit names to one path's terms; `let` shadows the declared names."""
+    if not bindings:
+        return body
+    return "(let (" + " ".join(f"({quote(k)} {v})" for k, v in bindings.items()) + f") {body})"

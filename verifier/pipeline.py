@@ -1,0 +1,231 @@
+"""The library entry point: `prove(blob, spec) -> Result`, the whole of DESIGN §2 in order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import blob as blob_mod
+from . import obligations as ob_mod
+from . import smt
+from . import spec as spec_mod
+from .arch import DEFAULT_ABI, Abi
+from .blob import Blob
+from .exploration import Exploration
+from .obligations import Obligation
+from .solve import DEFAULT_TIMEOUT, Outcome, solve_all, solve_one
+from .spec import Spec
+from .verdict import REFUTING, ObligationRow, Result, Verdict
+
+USER_LO, USER_HI = 0x1000_0000, 0x7FFF_0000_0000
+
+
+@dataclass(frozen=True)
+class Options:
+    arch: str | None = None
+    base: int | None = None
+    symbol: str | None = None
+    jobs: int | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    replay: bool = True
+
+
+Progress = Callable[[str, dict], None]
+
+
+def prove(blob_path: str, spec_name: str, options: Options = Options(),
+          progress: Progress | None = None) -> Result:
+    t0 = time.monotonic()
+    say = progress or (lambda stage, info: None)
+    spec = spec_mod.load(spec_name)
+    blob = blob_mod.load(blob_path, arch=options.arch, base=options.base, symbol=options.symbol,
+                         default_symbol=spec.signature.name)
+    abi = DEFAULT_ABI[blob.arch]
+    say("explore", {})
+    from . import symexec  # angr is imported only when a proof is actually run
+
+    ex = symexec.explore(blob, spec, abi, progress=lambda n, w: say("paths", {"done": n, "queued": w}))
+    obs = ob_mod.build(spec, ex)
+    say("solve", {"total": len(obs)})
+    outcomes = solve_all(obs, jobs=options.jobs, timeout=options.timeout,
+                         on_done=lambda o: say("solved", {"name": o.name, "result": o.result}))
+    result = decide(blob, spec, abi, ex, obs, outcomes, options)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligation],
+           outcomes: list[Outcome], options: Options) -> Result:
+    rows = [ObligationRow(o.name, o.kind, o.result if o.kind in REFUTING else _unknown_row(o),
+                          o.solver, o.seconds, o.detail) for o in outcomes]
+    res = Result(verdict=Verdict.PROVEN, reason=None, message="", blob=_blob_info(blob),
+                 spec={"sha256": spec.sha256, "path": spec.path, "function": spec.signature.name},
+                 abi=abi.name, obligations=rows, seconds=0.0, paths=len(ex.paths),
+                 options={"timeout": options.timeout, "loop_bound": spec.loop_bound})
+    by_name = {o.name: o for o in obs}
+    refuted = sorted((o for o in outcomes if o.result == "refuted" and o.kind in REFUTING),
+                     key=lambda o: REFUTING.index(o.kind))
+    mismatch: str | None = None
+    for out in refuted:
+        ob = by_name[out.name]
+        model = _replayable_model(ob, out, ex, options.timeout)
+        cex, confirmed, why = _confirm(blob, spec, abi, ex, ob, model, options)
+        if confirmed:
+            res.verdict, res.reason, res.message = Verdict.REFUTED, ob.kind, ob.message
+            res.counterexample = cex
+            res.trace = list(ex.paths[_path_for(ob, ex, model)].trace) if ob.paths else []
+            return res
+        mismatch = mismatch or why
+        res.counterexample = res.counterexample or cex
+    if mismatch is not None:
+        res.verdict, res.reason, res.message = Verdict.UNKNOWN, "lifter-mismatch", mismatch
+        return res
+    unknown = [o for o in outcomes if o.result == "unknown" or (o.kind not in REFUTING and o.result == "refuted")]
+    if unknown:
+        o = unknown[0]
+        ob = by_name[o.name]
+        if o.result == "unknown":
+            reason = "timeout" if o.detail == "timeout" else "solver-unknown"
+            res.verdict, res.reason = Verdict.UNKNOWN, reason
+            res.message = f"{o.name}: the solver could not decide ({o.detail})"
+        else:
+            res.verdict, res.reason, res.message = Verdict.UNKNOWN, o.kind, ob.message
+            res.counterexample = {"inputs": _inputs(spec, ex, o.model or {}), "note": "an input that reaches it"}
+        return res
+    if ex.truncated:
+        res.verdict, res.reason = Verdict.UNKNOWN, "timeout"
+        res.message = f"more than {len(ex.paths)} paths: exploration stopped before covering them all"
+        return res
+    if not any(p.status == "returned" for p in ex.paths):
+        res.verdict, res.reason = Verdict.UNKNOWN, "loop-bound"
+        res.message = "no path returns"
+        return res
+    res.message = (f"{spec.signature.name} meets its spec on every entry state allowed by pre "
+                   f"({len(ex.paths)} paths, {len(obs)} obligations)")
+    return res
+
+
+def _unknown_row(o: Outcome) -> str:
+    return "unknown" if o.result == "refuted" else ("proven" if o.result == "proven" else "unknown")
+
+
+def _blob_info(blob: Blob) -> dict:
+    info = {"sha256": blob.sha256, "arch": blob.arch, "size": blob.size, "path": blob.source,
+            "base": hex(blob.base), "format": blob.fmt}
+    if blob.name:
+        info["symbol"] = blob.name
+    return info
+
+
+def _replayable_model(ob: Obligation, out: Outcome, ex: Exploration, timeout: float) -> dict[str, int]:
+    """Prefer a counterexample unicorn can map: user-space addresses, a return address off-blob."""
+    ranges = [(reg, USER_LO, USER_HI) for _name, reg, *_ in ex.arrays]
+    ranges.append(("rsp" if ex.arch == "x86_64" else "sp", USER_LO, USER_HI))
+    ranges.append(("retaddr" if ex.arch == "x86_64" else "x30", 0x1000, 0xF000))
+    parts = [f"(bvuge {n} #x{lo:016x}) (bvule {n} #x{hi:016x})" for n, lo, hi in ranges
+             if n in ob.symbols]
+    again = solve_one(ob, timeout, extra="(and " + " ".join(parts) + ")")
+    return again.model if again.model is not None else (out.model or {})
+
+
+def _path_for(ob: Obligation, ex: Exploration, model: dict[str, int]) -> int:
+    symbols = ex.symbols
+    for i in ob.paths:
+        try:
+            if smt.evaluate(ex.paths[i].pc, symbols, model) if i < len(ex.paths) else False:
+                return i
+        except ValueError:
+            continue
+    return ob.paths[0] if ob.paths and ob.paths[0] < len(ex.paths) else 0
+
+
+def _inputs(spec: Spec, ex: Exploration, model: dict[str, int]) -> dict[str, str]:
+    inputs: dict[str, str] = {}
+    for p in spec.signature.params:
+        for n in p.entry_names():
+            inputs[n] = hex(model.get(n, 0))
+    symbols = {**ex.symbols, **spec.names}
+    shown = set(model) - set(spec.names)
+    for reg, term in ex.entry_registers.items():
+        names = smt.free_names_text(term, symbols)
+        if names & shown or reg in {a[1] for a in ex.arrays} or reg in ("rsp", "sp"):
+            inputs[reg] = hex(smt.evaluate(term, symbols, model))
+    for n in sorted(shown):
+        if n.startswith("stack"):
+            inputs[f"[{'rsp' if ex.arch == 'x86_64' else 'sp'}{n[5:]}]"] = hex(model[n])
+    if "retaddr" in model:
+        inputs["[rsp]"] = hex(model["retaddr"])
+    return inputs
+
+
+def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, model: dict[str, int],
+             options: Options) -> tuple[dict, bool, str]:
+    from .replay import replay
+
+    cex: dict = {"inputs": _inputs(spec, ex, model)}
+    path = ex.paths[_path_for(ob, ex, model)] if ex.paths else None
+    symbols = {**ex.symbols, **spec.names}
+    predicted: dict[str, int] = {}
+    if path is not None and ob.kind == "postcondition":
+        predicted = {k: smt.evaluate(t, symbols, model) for k, t in path.outputs.items()}
+        cex["expected"] = {"violates": " ".join((ob.conjunct or "").split())}
+    if not options.replay:
+        cex["replayed"] = False
+        cex["actual"] = {k: hex(v) for k, v in predicted.items()}
+        return cex, True, ""
+    r = replay(blob, abi, ex, model, spec.loop_bound, spec.names)
+    if r.error:
+        cex["replayed"] = False
+        cex["replay"] = r.error
+        cex["actual"] = {k: hex(v) for k, v in predicted.items()}
+        return cex, True, ""
+    cex["replayed"] = True
+    if ob.kind == "postcondition":
+        actual = {k: r.outputs[k] for k in predicted if k in r.outputs}
+        if "ret" in predicted:
+            actual["ret"] = r.outputs["$ret"] & ((1 << spec.signature.ret.bits) - 1)  # type: ignore[union-attr]
+        cex["actual"] = {k: hex(v) for k, v in actual.items()}
+        if not r.returned or r.events:
+            return cex, False, _mismatch("the emulator did not return normally", r, predicted)
+        if actual != predicted:
+            cex["symbolic"] = {k: hex(v) for k, v in predicted.items()}
+            return cex, False, _mismatch("the emulator's outputs differ from the symbolic model's", r, predicted)
+        values = {**{n: model.get(n, 0) for n in spec.names}, **actual}
+        if smt.evaluate(ob.conjunct or "true", spec.names, values):
+            return cex, False, "lifter-mismatch: the replayed outputs satisfy the postcondition"
+        return cex, True, ""
+    if ob.kind == "frame":
+        bad = _frame_breaks(r, abi, blob, ex, model, symbols)
+        cex["replay"] = bad or "no frame violation seen"
+        return cex, bool(bad), "" if bad else _mismatch("the emulator saw no frame violation", r, {})
+    seen = [e for e in r.events if e[0] == ob.kind]
+    cex["replay"] = seen[0][2] if seen else (r.events[0][2] if r.events else "returned normally")
+    if seen:
+        return cex, True, ""
+    return cex, False, _mismatch(f"the emulator saw no {ob.kind} violation", r, {})
+
+
+def _frame_breaks(r, abi: Abi, blob: Blob, ex: Exploration, model, symbols) -> str:
+    if any(k == "frame" for k, _, _ in r.events):
+        return next(m for k, _, m in r.events if k == "frame")
+    if not r.returned:
+        return ""
+    sp = "rsp" if blob.arch == "x86_64" else "sp"
+    if r.final_registers.get(sp) != r.entry_registers[sp] + abi.ret_pops:
+        return f"{sp} is {r.final_registers.get(sp, 0):#x} after the return"
+    for name in abi.callee_saved + abi.untouched:
+        if r.final_registers.get(name) != r.entry_registers.get(name):
+            return f"{name} is {r.final_registers.get(name, 0):#x} after the return, " \
+                   f"was {r.entry_registers.get(name, 0):#x}"
+    for name in abi.vector_callee_saved:
+        if r.final_registers.get(name) != r.entry_registers.get(name, 0) & ((1 << 64) - 1):
+            return f"the low half of {name} changed"
+    if r.final_registers.get("df"):
+        return "the direction flag is set after the return"
+    return ""
+
+
+def _mismatch(what: str, r, predicted: dict) -> str:
+    ev = "; ".join(m for _, _, m in r.events) or "no events"
+    return f"{what} (replay: {ev})"

@@ -1,0 +1,43 @@
+"""Moves formulas between claripy (the symbolic executor's language) and SMT-LIB text / z3."""
+
+from __future__ import annotations
+
+import claripy
+import z3
+
+from . import smt
+
+_Z3 = claripy.backends.z3
+
+
+def to_z3(ast: claripy.ast.Base) -> z3.ExprRef:
+    return _Z3.convert(ast)
+
+
+def to_text(ast: claripy.ast.Base) -> str:
+    return to_z3(ast).sexpr()
+
+
+def from_z3(expr: z3.ExprRef) -> claripy.ast.Base:
+    return _Z3._abstract(expr)
+
+
+def from_text(text: str, names: dict[str, int]) -> claripy.ast.Base:
+    return from_z3(smt.parse_asserts(f"(assert {text})", names)[0])
+
+
+def z3_simplify(ast: claripy.ast.BV) -> claripy.ast.BV | None:
+    try:
+        return from_z3(z3.simplify(to_z3(ast)))
+    except Exception:  # noqa: BLE001 - an expression z3 cannot round-trip simply stays unplaced
+        return None
+
+
+def widths(asts: list[claripy.ast.Base]) -> dict[str, int]:
+    """Name -> bit width of every symbol in `asts`."""
+    out: dict[str, int] = {}
+    for a in asts:
+        for leaf in a.leaf_asts():
+            if leaf.op == "BVS":
+                out[leaf.args[0]] = leaf.size()
+    return out

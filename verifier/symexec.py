@@ -1,0 +1,541 @@
+"""Runs a blob symbolically, path by path, with angr's VEX engine: blob + spec -> `Exploration`.
+
+angr's `ClaripyDataMixin` gives the meaning of every VEX operation and flag helper; the state,
+the memory model, forking and every exit are handled here, so nothing is concretised, skipped
+or replaced by a fresh symbol behind the proof's back (no SimState, no resilience options).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import claripy
+import pyvex
+from angr import sim_options as o
+from angr.engines.vex.claripy.datalayer import ClaripyDataMixin
+from angr.errors import SimError
+
+from . import entry as entry_mod
+from . import policy, smt_bridge
+from .arch import Abi
+from .blob import Blob
+from .exploration import Exploration, PathResult, Violation
+from .machine import BV, Memory, RegisterFile, Unplaceable, split_base
+from .spec import Spec
+
+MAX_PATHS = 4096
+MAX_SYMBOLIC_OFFSETS = 4096
+SOLVER_TIMEOUT_MS = 30_000
+
+
+class _End(Exception):
+    """The current path is over: `status` is a DESIGN §5 reason code or 'returned'."""
+
+    def __init__(self, status: str, message: str = ""):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class _Jump(Exception):
+    def __init__(self, target: int):
+        super().__init__(target)
+        self.target = target
+
+
+@dataclass
+class _Path:
+    addr: int
+    regs: RegisterFile
+    mem: Memory
+    pc: list
+    solver: claripy.Solver
+    visits: dict[int, int] = field(default_factory=dict)
+    trace: list[int] = field(default_factory=list)
+    pending: list[tuple[BV, int, int, int]] = field(default_factory=list)  # (off, n, sp_off, addr)
+
+    def fork(self, cond: claripy.ast.Bool, addr: int) -> _Path:
+        s = self.solver.branch()
+        s.add(cond)
+        return _Path(addr, self.regs.copy(), self.mem.copy(), self.pc + [cond], s, dict(self.visits),
+                     list(self.trace), list(self.pending))
+
+
+class _Engine(ClaripyDataMixin):
+    """Executes one IRSB on a `_Path`; calls back into `Explorer` for everything that matters."""
+
+    def __init__(self, explorer: Explorer):
+        super().__init__(SimpleNamespace(arch=explorer.state.arch))
+        self.ex = explorer
+        # Extended IR ops on; floating point off, so FP code is reported unsupported, not guessed.
+        self.state = SimpleNamespace(options={o.EXTENDED_IROP_SUPPORT}, arch=explorer.state.arch)
+        self.path: _Path | None = None
+
+    def run(self, path: _Path, irsb: pyvex.IRSB) -> None:
+        self.path = path
+        self.handle_vex_block(irsb)
+
+    def _handle_vex_stmt_IMark(self, stmt):
+        self.ex.on_instruction(self.path, stmt.addr + stmt.delta)
+
+    def _handle_vex_expr_Get(self, expr):
+        if expr.ty.startswith("Ity_F") or expr.ty.startswith("Ity_D"):
+            raise _End("unsupported-instruction", self.ex.insn_text(self.path, "uses floating point"))
+        return self.path.regs.get(expr.offset, pyvex.get_type_size(expr.ty) // 8)
+
+    def _handle_vex_stmt_Put(self, stmt):
+        data = self._handle_vex_expr(stmt.data)
+        if not isinstance(data, claripy.ast.BV):
+            raise _End("unsupported-instruction", self.ex.insn_text(self.path, "uses floating point"))
+        self.path.regs.put(stmt.offset, data)
+
+    def _handle_vex_expr_Load(self, expr):
+        addr = self._handle_vex_expr(expr.addr)
+        n = pyvex.get_type_size(expr.ty) // 8
+        if expr.ty.startswith("Ity_F"):
+            raise _End("unsupported-instruction", self.ex.insn_text(self.path, "uses floating point"))
+        return self.ex.load(self.path, addr, n)
+
+    def _handle_vex_stmt_Store(self, stmt):
+        addr = self._handle_vex_expr(stmt.addr)
+        data = self._handle_vex_expr(stmt.data)
+        if not isinstance(data, claripy.ast.BV):
+            raise _End("unsupported-instruction", self.ex.insn_text(self.path, "uses floating point"))
+        self.ex.store(self.path, addr, data)
+
+    def _handle_vex_stmt_Exit(self, stmt):
+        guard = self._handle_vex_expr(stmt.guard)
+        self.ex.on_exit(self.path, guard != 0, stmt.dst.value, stmt.jumpkind)
+
+    def _handle_vex_defaultexit(self, expr, jumpkind):
+        target = self._handle_vex_expr(expr)
+        self.ex.on_default_exit(self.path, target, jumpkind)
+
+    def _perform_vex_expr_Op(self, op, args):
+        try:
+            return super()._perform_vex_expr_Op(op, args)
+        except (SimError, claripy.ClaripyError) as e:
+            raise _End("unsupported-instruction",
+                       self.ex.insn_text(self.path, f"needs VEX operation {op}, not modelled ({e})")) from None
+
+    def _perform_vex_expr_CCall(self, func_name, ty, args, func=None):
+        try:
+            return super()._perform_vex_expr_CCall(func_name, ty, args, func)
+        except (SimError, claripy.ClaripyError) as e:
+            raise _End("unsupported-instruction",
+                       self.ex.insn_text(self.path, f"needs VEX helper {func_name}, not modelled ({e})")) from None
+
+    def _unsupported(self, what: str):
+        raise _End("unsupported-instruction", self.ex.insn_text(self.path, f"lifts to VEX {what}, not modelled"))
+
+    def _handle_vex_stmt_Dirty(self, stmt):
+        self._unsupported(f"dirty helper {stmt.cee.name}")
+
+    def _handle_vex_stmt_CAS(self, stmt):
+        self._unsupported("CAS")
+
+    def _handle_vex_stmt_LLSC(self, stmt):
+        self._unsupported("load-linked/store-conditional")
+
+    def _handle_vex_stmt_PutI(self, stmt):
+        self._unsupported("PutI (x87 register stack)")
+
+    def _handle_vex_expr_GetI(self, expr):
+        self._unsupported("GetI (x87 register stack)")
+
+    def _handle_vex_stmt_LoadG(self, stmt):
+        self._unsupported("guarded load")
+
+    def _handle_vex_stmt_StoreG(self, stmt):
+        self._unsupported("guarded store")
+
+
+class Explorer:
+    """Depth-first exploration of every feasible path from the entry to its end."""
+
+    def __init__(self, blob: Blob, spec: Spec, abi: Abi, *, max_paths: int = MAX_PATHS,
+                 progress=None):
+        self.blob, self.spec, self.abi = blob, spec, abi
+        self.state = entry_mod.build(blob, spec.signature, abi)
+        self.engine = _Engine(self)
+        self.max_paths = max_paths
+        self.progress = progress
+        self.pre = smt_bridge.from_text(spec.pre, spec.names) if spec.pre != "true" else None
+        self.paths: list[PathResult] = []
+        self.violations: list[Violation] = []
+        self._blocks: dict[int, pyvex.IRSB] = {}
+        self._sp_off = self.state.arch.sp_offset
+        self._current = 0
+        self._symbols: dict[str, int] = {}
+        self._work: list[_Path] = []
+
+    # --- driver ---------------------------------------------------------------------------
+
+    def explore(self) -> Exploration:
+        t0 = time.monotonic()
+        s = claripy.Solver(timeout=SOLVER_TIMEOUT_MS)
+        root = list(self.state.assumptions) + ([self.pre] if self.pre is not None else [])
+        for c in root:
+            s.add(c)
+        mem = Memory(self.state.regions, self._initial_bytes())
+        work = [_Path(self.blob.entry, self.state.regs.copy(), mem, [], s)]
+        truncated = False
+        while work:
+            if len(self.paths) >= self.max_paths:
+                truncated = True
+                break
+            path = work.pop()
+            self._run_path(path, work)
+            if self.progress:
+                self.progress(len(self.paths), len(work))
+        symbols = dict(smt_bridge.widths(root + list(self.state.entry_values.values()) + [self.state.ret_addr]))
+        return Exploration(
+            arch=self.blob.arch, abi=self.abi.name, paths=tuple(self.paths),
+            violations=tuple(self.violations), truncated=truncated,
+            assumptions=tuple(smt_bridge.to_text(a) for a in self.state.assumptions),
+            symbols={**symbols, **self._symbols}, seconds=time.monotonic() - t0,
+            entry_registers={k: smt_bridge.to_text(v) for k, v in self.state.entry_values.items()
+                             if not v.concrete},
+            arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const) for a in self.state.arrays),
+            return_address=smt_bridge.to_text(self.state.ret_addr),
+        )
+
+    def _run_path(self, path: _Path, work: list[_Path]) -> None:
+        self._work = work
+        try:
+            while True:
+                if not self.blob.contains(path.addr):
+                    msg = (f"execution leaves the blob at {self._current:#x} for {path.addr:#x}: only "
+                           "the blob's own bytes may run")
+                    self._violate(path, "policy", self._current, msg, claripy.true())
+                    raise _End("violation", msg)
+                try:
+                    self.engine.run(path, self._lift(path.addr))
+                except _Jump as j:
+                    self._flush_stack_checks(path)
+                    path.addr = j.target
+        except _End as e:
+            self._finish(path, e.status, e.message)
+
+    def _lift(self, addr: int) -> pyvex.IRSB:
+        irsb = self._blocks.get(addr)
+        if irsb is None:
+            off = addr - self.blob.base
+            irsb = pyvex.lift(self.blob.code[off:], addr, self.state.arch, opt_level=1,
+                              max_bytes=self.blob.size - off)
+            self._blocks[addr] = irsb
+        return irsb
+
+    def _initial_bytes(self) -> dict[str, object]:
+        init: dict[str, object] = {}
+        for a in self.state.arrays:
+            w = a.elem_bits // 8
+            elems = [machine_bv(f"{a.name}.{i}", a.elem_bits) for i in range(a.length)]
+            init[a.name] = (lambda es, w: lambda off: claripy.Extract((off % w) * 8 + 7, (off % w) * 8,
+                                                                      es[off // w]))(elems, w)
+        ra = self.state.ret_addr
+        on_stack = self.abi.link_reg is None
+
+        def stack_byte(off: int) -> BV:
+            if on_stack and 0 <= off < 8:
+                return claripy.Extract(off * 8 + 7, off * 8, ra)
+            return machine_bv(f"stack{off:+d}", 8)
+        init["stack"] = stack_byte
+        return init
+
+    # --- callbacks from the engine ---------------------------------------------------------
+
+    def insn_text(self, path: _Path, what: str) -> str:
+        insn = policy.decode(self.blob, self._current)
+        shown = insn.text() if insn else "?"
+        return f"{shown} at {self._current:#x} {what}"
+
+    def on_instruction(self, path: _Path, addr: int) -> None:
+        self._flush_stack_checks(path)
+        self._current = addr
+        finding = policy.check(self.blob, addr)
+        if finding is not None:
+            if finding.reason == "unsupported-instruction":
+                raise _End("unsupported-instruction", finding.message)
+            self._violate(path, finding.reason, addr, finding.message, claripy.true())
+            raise _End("violation", finding.message)
+        n = path.visits.get(addr, 0) + 1
+        path.visits[addr] = n
+        path.trace.append(addr)
+        if n > self.spec.loop_bound:
+            insn = policy.decode(self.blob, addr)
+            raise _End("loop-bound", f"the instruction at {addr:#x} ({insn.text() if insn else '?'}) "
+                       f"ran more than {self.spec.loop_bound} times on one path (the loop bound); if "
+                       "the loop does end, raise it with (set-info :nverify-loop-bound N)")
+
+    def on_exit(self, path: _Path, cond, target: int, jumpkind: str) -> None:
+        if jumpkind == "Ijk_Boring":
+            self._branch(path, cond, target)
+            return
+        if cond.is_false() or not self._feasible(path, cond):
+            return
+        side = path.fork(cond, target)
+        try:
+            self._jumpkind_end(side, jumpkind, target)
+        except _End as e:
+            self._finish(side, e.status, e.message)
+        if cond.is_true() or not self._feasible(path, claripy.Not(cond)):
+            raise _End("infeasible")
+        path.pc.append(claripy.Not(cond))
+        path.solver.add(claripy.Not(cond))
+
+    def _branch(self, path: _Path, cond, target: int) -> None:
+        if cond.is_true():
+            raise _Jump(target)
+        if cond.is_false():
+            return
+        taken, fall = self._feasible(path, cond), self._feasible(path, claripy.Not(cond))
+        if taken and fall:
+            self._flush_stack_checks(path)
+            self._work.append(path.fork(cond, target))
+            path.pc.append(claripy.Not(cond))
+            path.solver.add(claripy.Not(cond))
+        elif taken:
+            raise _Jump(target)
+        elif not fall:
+            raise _End("infeasible")
+
+    def on_default_exit(self, path: _Path, target: BV, jumpkind: str) -> None:
+        self._flush_stack_checks(path)
+        if jumpkind == "Ijk_Ret":
+            self._return(path, target)
+        if jumpkind in ("Ijk_Boring", "Ijk_Call", "Ijk_Yield"):
+            if not target.concrete:
+                msg = f"the jump at {self._current:#x} goes to a computed address (an indirect jump)"
+                self._violate(path, "policy", self._current, msg, claripy.true())
+                raise _End("violation", msg)
+            t = target.concrete_value
+            if not self.blob.contains(t):
+                msg = (f"execution leaves the blob at {self._current:#x} for {t:#x}: only the "
+                       "blob's own bytes may run")
+                self._violate(path, "policy", self._current, msg, claripy.true())
+                raise _End("violation", msg)
+            raise _Jump(t)
+        self._jumpkind_end(path, jumpkind, target.concrete_value if target.concrete else None)
+
+    def _jumpkind_end(self, path: _Path, jumpkind: str, target: int | None) -> None:
+        where = self._current
+        if jumpkind.startswith("Ijk_Sys"):
+            msg = f"the instruction at {where:#x} makes a system call"
+            self._violate(path, "policy", where, msg, claripy.true())
+            raise _End("violation", msg)
+        if jumpkind == "Ijk_NoDecode":
+            at = target if target is not None else path.addr
+            insn = policy.decode(self.blob, at)
+            if insn is not None:
+                raise _End("unsupported-instruction",
+                           f"{insn.text()} at {at:#x} is not modelled by the VEX lifter")
+            msg = f"no valid {self.blob.arch} instruction at {at:#x}"
+            self._violate(path, "undecodable", at, msg, claripy.true())
+            raise _End("violation", msg)
+        if jumpkind.startswith("Ijk_Sig"):
+            msg = f"the instruction at {where:#x} traps ({jumpkind[4:]})"
+            self._violate(path, "policy", where, msg, claripy.true())
+            raise _End("violation", msg)
+        raise _End("unsupported-instruction", f"the instruction at {where:#x} ends in VEX jump kind "
+                   f"{jumpkind}, which is not modelled")
+
+    def _return(self, path: _Path, target: BV) -> None:
+        st, regs = self.state, path.regs
+        checks: list[tuple[str, claripy.ast.Bool]] = [
+            ("returns to an address other than the caller's return address", target != st.ret_addr),
+        ]
+        sp_now = regs.get(self._sp_off, 8)
+        checks.append((f"leaves the stack pointer unbalanced (expected entry {self.abi.sp} "
+                       f"+ {self.abi.ret_pops})", sp_now != st.sp0 + self.abi.ret_pops))
+        for name in self.abi.callee_saved + self.abi.untouched:
+            off = st.arch.get_register_offset(name)
+            checks.append((f"does not restore callee-saved register {name}",
+                           regs.get(off, 8) != st.entry_values[name]))
+        for name in self.abi.vector_callee_saved:
+            off = st.arch.get_register_offset(name)
+            checks.append((f"does not restore the low 64 bits of callee-saved register {name}",
+                           regs.get(off, 8) != claripy.Extract(63, 0, st.entry_values[name])))
+        if self.blob.arch == "x86_64":
+            off = st.arch.get_register_offset("dflag")
+            checks.append(("returns with the direction flag set", regs.get(off, 8) != 1))
+        for msg, cond in checks:
+            if not cond.is_false():
+                self._violate(path, "frame", self._current, f"the return at {self._current:#x} {msg}", cond)
+        ok = claripy.And(*[claripy.Not(c) for _, c in checks])
+        if not ok.is_true():
+            path.pc.append(ok)
+        raise _End("returned")
+
+    # --- memory ----------------------------------------------------------------------------
+
+    def load(self, path: _Path, addr: BV, n: int) -> BV:
+        placed = self._place(path, addr, n, write=False)
+        region, off, cands = placed
+        if cands is None:
+            return path.mem.read(region, off, n)
+        return path.mem.read_symbolic(region, off, n, cands)
+
+    def store(self, path: _Path, addr: BV, data: BV) -> None:
+        n = data.size() // 8
+        region, off, cands = self._place(path, addr, n, write=True)
+        if cands is None:
+            path.mem.write(region, off, data)
+        else:
+            path.mem.write_symbolic(region, off, data, cands)
+
+    def _place(self, path: _Path, addr: BV, n: int, *, write: bool):
+        what = "write" if write else "read"
+        split = split_base(addr, self.state.bases)
+        if split is None:
+            return self._unplaced(path, addr, n, what)
+        region, off = split
+        if region == "stack":
+            return self._place_stack(path, addr, off, n, what)
+        r = self.state.regions[region]
+        if write and not r.writable:
+            msg = f"the instruction at {self._current:#x} writes to const array {region}"
+            self._violate(path, "memory-safety", self._current, msg, claripy.true())
+            raise _End("violation", msg)
+        inside = claripy.ULE(off, r.size - n) if r.size >= n else claripy.false()
+        if off.concrete:
+            if inside.is_true():
+                return region, off.concrete_value, None
+            msg = (f"the instruction at {self._current:#x} {what}s {n} bytes at {region} + "
+                   f"{_signed(off.concrete_value)}, outside {region} ({r.size} bytes)")
+            self._violate(path, "memory-safety", self._current, msg, claripy.true())
+            raise _End("violation", msg)
+        msg = f"the instruction at {self._current:#x} may {what} {n} bytes outside {region} ({r.size} bytes)"
+        self._assume_inside(path, inside, msg)
+        return region, off, range(0, r.size - n + 1)
+
+    def _place_stack(self, path: _Path, addr: BV, off: BV, n: int, what: str):
+        sp_off = self._stack_pointer_offset(path)
+        if off.concrete:
+            o = _signed(off.concrete_value)
+            if o < -entry_mod.STACK_MAX:
+                raise _End("unplaceable-access", f"the instruction at {self._current:#x} {what}s "
+                           f"{-o} bytes below the entry stack pointer; only {entry_mod.STACK_MAX} are modelled")
+            path.pending.append((off, n, sp_off, self._current))
+            return "stack", o, None
+        lo, hi = sp_off - self.abi.red_zone, self.state.stack_hi
+        inside = claripy.And(claripy.SGE(off, lo), claripy.SLE(off, hi - n))
+        msg = f"the instruction at {self._current:#x} may {what} outside its stack frame"
+        self._assume_inside(path, inside, msg)
+        cands = range(lo, hi - n + 1)
+        if len(cands) > MAX_SYMBOLIC_OFFSETS:
+            raise _End("unplaceable-access", f"the instruction at {self._current:#x} {what}s the stack "
+                       f"at a data-dependent offset over {len(cands)} bytes")
+        return "stack", off, cands
+
+    def _stack_pointer_offset(self, path: _Path) -> int:
+        sp = path.regs.get(self._sp_off, 8)
+        split = split_base(sp, self.state.bases)
+        if split is None or split[0] != "stack" or not split[1].concrete:
+            raise _End("unplaceable-access", f"at {self._current:#x} the stack pointer depends on data; "
+                       "frames of data-dependent size are not modelled")
+        return _signed(split[1].concrete_value)
+
+    def _flush_stack_checks(self, path: _Path) -> None:
+        """Check stack accesses of the finished instruction against its frame.
+
+        An access is inside the frame when it lies at or above the stack pointer as it was either
+        at the access or at the end of the instruction (minus the red zone): VEX moves the
+        stack pointer before the store of a push or `stp …]!`, and after the load of a pop.
+        """
+        if not path.pending:
+            return
+        sp_end = self._stack_pointer_offset(path)
+        pending, path.pending = path.pending, []
+        for off, n, sp_at, where in pending:
+            o = _signed(off.concrete_value)
+            lo = min(sp_at, sp_end) - self.abi.red_zone
+            if not (lo <= o and o + n <= self.state.stack_hi):
+                side = "below the stack pointer" if o < lo else "above its own frame (the caller's stack)"
+                msg = (f"the instruction at {where:#x} touches {n} bytes at entry {self.abi.sp} "
+                       f"{o:+d}, {side}")
+                if self.abi.red_zone and o < lo:
+                    msg += f" and its {self.abi.red_zone}-byte red zone"
+                self._violate(path, "memory-safety", where, msg, claripy.true())
+                raise _End("violation", msg)
+
+    def _unplaced(self, path: _Path, addr: BV, n: int, what: str):
+        inside = []
+        for r in self.state.regions.values():
+            if r.name == "stack":
+                sp_off = self._stack_pointer_offset(path)
+                lo = r.base + (sp_off - self.abi.red_zone)
+                inside.append(claripy.And(claripy.UGE(addr, lo),
+                                          claripy.ULE(addr + n, r.base + self.state.stack_hi)))
+            else:
+                inside.append(claripy.And(claripy.UGE(addr, r.base), claripy.ULE(addr + n, r.base + r.size)))
+        msg = f"the instruction at {self._current:#x} {what}s {n} bytes at an address outside every array " \
+              "and its stack frame"
+        self._violate(path, "memory-safety", self._current, msg, claripy.Not(claripy.Or(*inside)))
+        raise _End("unplaceable-access", f"the instruction at {self._current:#x} {what}s memory at an "
+                   "address that is not an array or stack address plus an offset")
+
+    def _assume_inside(self, path: _Path, inside, msg: str) -> None:
+        if inside.is_true():
+            return
+        self._violate(path, "memory-safety", self._current, msg, claripy.Not(inside))
+        path.pc.append(inside)
+        path.solver.add(inside)
+
+    # --- bookkeeping ---------------------------------------------------------------------
+
+    def _feasible(self, path: _Path, cond) -> bool:
+        try:
+            return path.solver.satisfiable(extra_constraints=[cond])
+        except claripy.ClaripyError:
+            return True   # undecided: keep the path (over-approximating is sound)
+
+    def _violate(self, path: _Path, kind: str, addr: int, message: str, cond) -> None:
+        full = claripy.And(*path.pc, cond) if path.pc else cond
+        self.violations.append(Violation(kind=kind, key=f"{kind}@{addr:#x}", addr=addr, message=message,
+                                         cond=smt_bridge.to_text(full), path=len(self.paths),
+                                         trace=tuple(path.trace)))
+        self._note_symbols([full])
+
+    def _finish(self, path: _Path, status: str, message: str) -> None:
+        if status == "infeasible":
+            return
+        outputs: dict[str, str] = {}
+        if status == "returned":
+            outputs = self._outputs(path)
+        pc = claripy.And(*path.pc) if path.pc else claripy.true()
+        self._note_symbols([pc])
+        self.paths.append(PathResult(index=len(self.paths), status=status, pc=smt_bridge.to_text(pc),
+                                     outputs=outputs, trace=tuple(path.trace), addr=self._current,
+                                     message=message))
+
+    def _outputs(self, path: _Path) -> dict[str, str]:
+        sig, st = self.spec.signature, self.state
+        vals: dict[str, BV] = {}
+        for a in st.arrays:
+            if a.const:
+                continue
+            w = a.elem_bits // 8
+            for i in range(a.length):
+                vals[f"{a.name}.{i}.out"] = path.mem.read(a.name, i * w, w)
+        if sig.ret is not None:
+            off = st.arch.get_register_offset(self.abi.ret_reg)
+            vals["ret"] = claripy.Extract(sig.ret.bits - 1, 0, path.regs.get(off, 8))
+        self._note_symbols(list(vals.values()))
+        return {k: smt_bridge.to_text(v) for k, v in vals.items()}
+
+    def _note_symbols(self, asts) -> None:
+        self._symbols.update(smt_bridge.widths(asts))
+
+
+def machine_bv(name: str, bits: int) -> BV:
+    return claripy.BVS(name, bits, explicit_name=True)
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def explore(blob: Blob, spec: Spec, abi: Abi, **kw) -> Exploration:
+    return Explorer(blob, spec, abi, **kw).explore()
