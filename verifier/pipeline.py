@@ -18,7 +18,7 @@ from .solve import DEFAULT_TIMEOUT, Outcome, solve_all, solve_one
 from .spec import Spec
 from .verdict import REFUTING, ObligationRow, Result, Verdict
 
-USER_LO, USER_HI = 0x1000_0000, 0x7FFF_0000_0000
+USER_LO, USER_HI = 0x10000, 0x7FFF_0000_0000
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,23 @@ def _blob_info(blob: Blob) -> dict:
 
 
 def _replayable_model(ob: Obligation, out: Outcome, ex: Exploration, timeout: float) -> dict[str, int]:
-    """Prefer a counterexample unicorn can map: user-space addresses, a return address off-blob."""
-    ranges = [(reg, USER_LO, USER_HI) for _name, reg, *_ in ex.arrays]
-    ranges.append(("rsp" if ex.arch == "x86_64" else "sp", USER_LO, USER_HI))
-    ranges.append(("retaddr" if ex.arch == "x86_64" else "x30", 0x1000, 0xF000))
-    parts = [f"(bvuge {n} #x{lo:016x}) (bvule {n} #x{hi:016x})" for n, lo, hi in ranges
-             if n in ob.symbols]
-    again = solve_one(ob, timeout, extra="(and " + " ".join(parts) + ")")
-    return again.model if again.model is not None else (out.model or {})
+    """Prefer a counterexample unicorn can map: canonical user-space addresses for the arrays
+    and the stack, and a return address in a low page that holds no code. Preferences are
+    dropped one tier at a time when the failure needs other values (a pointer-keyed trigger)."""
+    sp = "rsp" if ex.arch == "x86_64" else "sp"
+    ra = "retaddr" if ex.arch == "x86_64" else "x30"
+    tiers = [[(reg, USER_LO, USER_HI) for _name, reg, *_ in ex.arrays],
+             [(sp, USER_LO, USER_HI)], [(ra, 0x1000, 0xF000)]]
+    for drop in range(len(tiers)):
+        ranges = [r for tier in tiers[drop:] for r in tier]
+        parts = [f"(bvuge {n} #x{lo:016x}) (bvule {n} #x{hi:016x})" for n, lo, hi in ranges
+                 if n in ob.symbols]
+        if not parts:
+            break
+        again = solve_one(ob, timeout, extra="(and " + " ".join(parts) + ")")
+        if again.model is not None:
+            return again.model
+    return out.model or {}
 
 
 def _path_for(ob: Obligation, ex: Exploration, model: dict[str, int]) -> int:

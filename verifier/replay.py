@@ -20,6 +20,7 @@ from .entry import STACK_MAX
 from .exploration import Exploration
 
 PAGE = 0x1000
+CANONICAL = 1 << 47
 MAX_STEPS = 1_000_000
 X86_FLAG_BITS = 0x8D5        # CF PF AF ZF SF OF: the flags VEX's OP_COPY takes from cc_dep1
 
@@ -62,6 +63,10 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
     arrays = [(name, regs[reg], bits // 8 * n, bits, n, const) for name, reg, bits, n, const in ex.arrays]
     spans = [(blob.base, blob.size), (sp0 - STACK_MAX - abi.red_zone, STACK_MAX + abi.red_zone + 16)]
     spans += [(base, size) for _, base, size, *_ in arrays]
+    if any(not 0 <= lo < lo + n <= CANONICAL for lo, n in spans) or not 0 <= ret_addr < CANONICAL:
+        out.error = ("the counterexample needs addresses outside the emulator's canonical user space "
+                     f"(below {CANONICAL:#x}), so it cannot be replayed")
+        return out
     try:
         _map(mu, spans)
     except uc.UcError as e:

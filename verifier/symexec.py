@@ -195,7 +195,8 @@ class Explorer:
             violations=tuple(self.violations), truncated=truncated,
             assumptions=tuple(smt_bridge.to_text(a) for a in self.state.assumptions),
             symbols={**symbols, **self._symbols}, seconds=time.monotonic() - t0,
-            entry_registers={k: smt_bridge.to_text(v) for k, v in self.state.entry_values.items()
+            entry_registers={("sp" if k == "xsp" else k): smt_bridge.to_text(v)
+                             for k, v in self.state.entry_values.items()
                              if not v.concrete},
             arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const) for a in self.state.arrays),
             return_address=smt_bridge.to_text(self.state.ret_addr),
