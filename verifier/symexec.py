@@ -79,9 +79,11 @@ class _Engine(ClaripyDataMixin):
     def _handle_vex_stmt_IMark(self, stmt):
         self.ex.on_instruction(self.path, stmt.addr + stmt.delta)
 
+    # Floating-point *types* are carried as raw bits: moving a d/s register or spilling it is
+    # exact. Floating-point *arithmetic* reaches `_perform_vex_expr_Op`, which angr refuses
+    # with floating point disabled, and the path ends UNKNOWN(unsupported-instruction).
+
     def _handle_vex_expr_Get(self, expr):
-        if expr.ty.startswith("Ity_F") or expr.ty.startswith("Ity_D"):
-            raise _End("unsupported-instruction", self.ex.insn_text(self.path, "uses floating point"))
         return self.path.regs.get(expr.offset, pyvex.get_type_size(expr.ty) // 8)
 
     def _handle_vex_stmt_Put(self, stmt):
@@ -93,8 +95,6 @@ class _Engine(ClaripyDataMixin):
     def _handle_vex_expr_Load(self, expr):
         addr = self._handle_vex_expr(expr.addr)
         n = pyvex.get_type_size(expr.ty) // 8
-        if expr.ty.startswith("Ity_F"):
-            raise _End("unsupported-instruction", self.ex.insn_text(self.path, "uses floating point"))
         return self.ex.load(self.path, addr, n)
 
     def _handle_vex_stmt_Store(self, stmt):
@@ -113,6 +113,8 @@ class _Engine(ClaripyDataMixin):
         self.ex.on_default_exit(self.path, target, jumpkind)
 
     def _perform_vex_expr_Op(self, op, args):
+        if op.startswith("Iop_Reinterp"):   # same bits, another type: exact on raw bits
+            return args[0]
         try:
             return super()._perform_vex_expr_Op(op, args)
         except (SimError, claripy.ClaripyError) as e:
