@@ -135,7 +135,7 @@ def _strip_info(text: str) -> str:
 
 def _explain(e: smt.ParseError, path: str, sig: Signature, text: str) -> str:
     where = f"{path}:{e.line}" if e.line and e.line <= text.count("\n") + 1 else path
-    msg = str(e)
+    msg = " ".join(str(e).split())
     m = re.match(r"unknown constant (\S+)", msg)
     if m:
         return (f"{where}: {m.group(1)!r} is not declared — {_proto(sig)} has "
