@@ -38,7 +38,7 @@ def compile_c(tmp: Path, arch: str, source: str, opt: str, name: str = "fn") -> 
     src = tmp / f"{name}.c"
     src.write_text(source)
     out = tmp / f"{name}_{arch}_{opt}.o"
-    flags = [f"-{opt}", "-fno-stack-protector", "-fno-pic", "-ffreestanding", "-c"]
+    flags = [f"-{opt}", "-fno-stack-protector", "-fno-pic", "-ffreestanding", "-fno-builtin", "-c"]
     if arch == "x86_64":
         flags.append("-fcf-protection=none")
     subprocess.run([CC[arch], *flags, str(src), "-o", str(out)], check=True, capture_output=True)

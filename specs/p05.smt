@@ -1,0 +1,5 @@
+; p05 — Right-propagate the rightmost 1-bit (all ones when x is 0).
+(set-info :nverify-signature "uint32_t p05(uint32_t x)")
+(define-fun lowbit ((v (_ BitVec 32))) (_ BitVec 32) (bvand v (bvneg v)))  ; 0 when v is 0
+(define-fun post () Bool
+  (= ret (ite (= x #x00000000) #xffffffff (bvor x (bvsub (lowbit x) #x00000001)))))
