@@ -90,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 def _prove(args) -> int:
     from rich.console import Console
 
-    from .pipeline import Options, prove
     from reports import terminal
+
+    from .pipeline import Options, prove
 
     if args.json and args.json != "-":
         _check_writable(args.json)

@@ -87,7 +87,8 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
         if rid is None:
             continue
         if name == "rflags":
-            val = (val & X86_FLAG_BITS) | 0x2 | (regs.get("acflag", 0) << 18)
+            val = (val & X86_FLAG_BITS) | 0x2 | ((regs.get("acflag", 0) & 1) << 18) \
+                | ((regs.get("idflag", 0) & 1) << 21)
         if name == "nzcv":
             val &= 0xF0000000
         try:
@@ -193,7 +194,8 @@ def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int,
             if pc == ret_addr:
                 pass
             else:
-                out.events.append(("fault", cur["addr"], f"unicorn stopped: {e}"))
+                out.events.append(("policy", cur["addr"], f"the instruction at {cur['addr']:#x} "
+                                   f"faulted on the emulator ({e})"))
     pc = mu.reg_read(X.UC_X86_REG_RIP if is_x86 else A.UC_ARM64_REG_PC)
     if not out.events and pc == ret_addr:
         out.returned = flush()

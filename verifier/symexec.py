@@ -22,12 +22,22 @@ from . import policy, smt_bridge
 from .arch import Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
-from .machine import BV, Memory, RegisterFile, Unplaceable, split_base
+from .machine import BV, Memory, RegisterFile, split_base
 from .spec import Spec
 
 MAX_PATHS = 4096
 MAX_SYMBOLIC_OFFSETS = 4096
 SOLVER_TIMEOUT_MS = 30_000
+
+
+# VEX guest-state names -> the architectural names users and the replay know them by.
+_ARCH_NAMES = {("aarch64", "xsp"): "sp", ("aarch64", "cc_dep1"): "nzcv", ("x86_64", "cc_dep1"): "rflags",
+               ("x86_64", "ac"): "acflag", ("x86_64", "id"): "idflag"}
+
+
+_X86_DIVMOD = {"Iop_DivModU64to32": False, "Iop_DivModS64to32": True,
+               "Iop_DivModU128to64": False, "Iop_DivModS128to64": True}
+_A64_DIV = {"Iop_DivU32", "Iop_DivS32", "Iop_DivU64", "Iop_DivS64"}
 
 
 class _End(Exception):
@@ -115,11 +125,17 @@ class _Engine(ClaripyDataMixin):
     def _perform_vex_expr_Op(self, op, args):
         if op.startswith("Iop_Reinterp"):   # same bits, another type: exact on raw bits
             return args[0]
+        if op in _X86_DIVMOD:
+            self.ex.divide_overflow(self.path, op, args)
         try:
-            return super()._perform_vex_expr_Op(op, args)
+            res = super()._perform_vex_expr_Op(op, args)
         except (SimError, claripy.ClaripyError) as e:
             raise _End("unsupported-instruction",
                        self.ex.insn_text(self.path, f"needs VEX operation {op}, not modelled ({e})")) from None
+        if op in _A64_DIV and self.ex.blob.arch == "aarch64":
+            # AArch64 udiv/sdiv by zero give 0 (no trap); SMT-LIB's bvudiv by zero gives all ones.
+            return claripy.If(args[1] == 0, claripy.BVV(0, res.size()), res)
+        return res
 
     def _perform_vex_expr_CCall(self, func_name, ty, args, func=None):
         try:
@@ -197,7 +213,7 @@ class Explorer:
             violations=tuple(self.violations), truncated=truncated,
             assumptions=tuple(smt_bridge.to_text(a) for a in self.state.assumptions),
             symbols={**symbols, **self._symbols}, seconds=time.monotonic() - t0,
-            entry_registers={("sp" if k == "xsp" else k): smt_bridge.to_text(v)
+            entry_registers={_ARCH_NAMES.get((self.blob.arch, k), k): smt_bridge.to_text(v)
                              for k, v in self.state.entry_values.items()
                              if not v.concrete},
             arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const) for a in self.state.arrays),
@@ -272,7 +288,29 @@ class Explorer:
                        f"ran more than {self.spec.loop_bound} times on one path (the loop bound); if "
                        "the loop does end, raise it with (set-info :nverify-loop-bound N)")
 
+    def divide_overflow(self, path: _Path, op: str, args) -> None:
+        """x86 div/idiv fault (#DE) when the quotient does not fit; VEX only checks for zero."""
+        signed = _X86_DIVMOD[op]
+        num, den = args
+        wide = num.size()
+        narrow = den.size()
+        d = (claripy.SignExt if signed else claripy.ZeroExt)(wide - narrow, den)
+        q = num.SDiv(d) if signed else num // d
+        if signed:
+            fits = claripy.SignExt(wide - narrow, claripy.Extract(narrow - 1, 0, q)) == q
+        else:
+            fits = claripy.Extract(wide - 1, narrow, q) == 0
+        over = claripy.And(den != 0, claripy.Not(fits))
+        if over.is_false():
+            return
+        msg = f"{self.insn_text(path, 'faults (#DE): the quotient does not fit its register')}"
+        self._violate(path, "policy", self._current, msg, over)
+        path.pc.append(claripy.Not(over))
+        path.solver.add(claripy.Not(over))
+
     def on_exit(self, path: _Path, cond, target: int, jumpkind: str) -> None:
+        if jumpkind == "Ijk_SigFPE_IntDiv" and self.blob.arch == "aarch64":
+            return   # pyvex adds this exit for a zero divisor, but AArch64 division never traps
         if jumpkind == "Ijk_Boring":
             self._branch(path, cond, target)
             return
