@@ -21,7 +21,7 @@ def run(arch: str, code: bytes, spec, args: dict[str, int]) -> dict[str, int] | 
             else [A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_X2, A.UC_ARM64_REG_X3])
     addr = DATA
     arrays = {}
-    for p, reg in zip(spec.signature.params, regs):
+    for p, reg in zip(spec.signature.params, regs, strict=False):
         if p.is_array:
             w = p.bits // 8
             mu.mem_write(addr, b"".join(args[n].to_bytes(w, "little") for n in p.entry_names()))

@@ -29,7 +29,8 @@ def test_aarch64_division_by_zero_returns_zero(tmp_path):
 
 
 def test_x86_division_by_zero_traps(tmp_path):
-    r = _run(tmp_path, "x86_64", UDIV0, "mov eax, edi\n xor edx, edx\n div esi\n ret")
+    spec = '(set-info :nverify-signature "uint32_t udiv0(uint32_t x, uint32_t y)")\n(define-fun post () Bool true)\n'
+    r = _run(tmp_path, "x86_64", spec, "mov eax, edi\n xor edx, edx\n div esi\n ret")
     assert (r["verdict"], r["reason"]) == ("refuted", "policy")
     assert r["counterexample"]["inputs"]["y"] == "0x0" and r["counterexample"]["replayed"]
 

@@ -26,22 +26,24 @@ REGS = {"x86_64": ["eax", "ecx", "edx", "esi", "edi"], "aarch64": ["w0", "w1", "
 
 def mutants(arch: str, text: str) -> list[tuple[str, str]]:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    out = []
+    out: list[tuple[str, str]] = []
+
+    def put(i: int, new: str, what: str) -> None:
+        if new != lines[i]:
+            out.append((f"{what} at line {i + 1}", "\n".join(lines[:i] + [new] + lines[i + 1:])))
+
     for i, ln in enumerate(lines):
-        def put(new: str, what: str) -> None:
-            if new != ln:
-                out.append((f"{what} at line {i + 1}", "\n".join(lines[:i] + [new] + lines[i + 1:])))
         for a, b in FLIPS[arch]:
             if a in ln:
-                put(ln.replace(a, b, 1), f"{a.strip()}->{b.strip()}")
+                put(i, ln.replace(a, b, 1), f"{a.strip()}->{b.strip()}")
         for m in re.finditer(r"(#|\+|-|, )(0x[0-9a-fA-F]+|\d+)\b", ln):
             v = int(m.group(2), 0)
-            put(ln[:m.start(2)] + str(v + 1) + ln[m.end(2):], f"constant {v}+1")
+            put(i, ln[:m.start(2)] + str(v + 1) + ln[m.end(2):], f"constant {v}+1")
         regs = [r for r in REGS[arch] if re.search(rf"\b{r}\b", ln)]
         if len(regs) >= 2:
             a, b = regs[:2]
-            swapped = re.sub(rf"\b({a}|{b})\b", lambda m: b if m.group(1) == a else a, ln)
-            put(swapped, f"swap {a}/{b}")
+            swap = {a: b, b: a}
+            put(i, re.sub(rf"\b({a}|{b})\b", lambda m, s=swap: s[m.group(1)], ln), f"swap {a}/{b}")
         if not ln.startswith(("ret", "done", "isa")):
             out.append((f"drop line {i + 1}", "\n".join(lines[:i] + lines[i + 1:])))
     return out

@@ -77,7 +77,7 @@ def build(blob: Blob, sig: Signature, abi: Abi) -> EntryState:
     regions = {"stack": Region("stack", sp0, 0, True)}
     bases = {sp0.args[0]: "stack"}
     arrays: list[ArrayLayout] = []
-    for p, reg in zip(sig.params, abi.arg_regs):
+    for p, reg in zip(sig.params, abi.arg_regs, strict=False):
         off = arch.get_register_offset(reg)
         if p.is_array:
             base = entry[reg]

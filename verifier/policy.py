@@ -104,7 +104,7 @@ def check(blob: Blob, addr: int) -> Finding | None:
 
 
 def _classify(blob: Blob, insn: Insn) -> Finding | None:
-    m, ops = insn.mnemonic, insn.op_str
+    m = insn.mnemonic
     table = X86_FORBIDDEN if blob.arch == "x86_64" else A64_FORBIDDEN
     if m in table or m.split(".")[0] in table:
         return Finding(insn.addr, "policy", f"{insn.text()} at {insn.addr:#x} is {table.get(m, 'forbidden')}")

@@ -73,7 +73,7 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
         out.error = f"cannot map the counterexample's memory in unicorn ({e})"
         return out
     mu.mem_write(blob.base, blob.code)
-    for name, base, size, bits, n, const in arrays:
+    for name, base, _size, bits, n, _const in arrays:
         w = bits // 8
         data = b"".join(model.get(f"{name}.{i}", 0).to_bytes(w, "little") for i in range(n))
         mu.mem_write(base, data)

@@ -7,6 +7,7 @@ or replaced by a fresh symbol behind the proof's back (no SimState, no resilienc
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -249,10 +250,8 @@ class Explorer:
     def _initial_bytes(self) -> dict[str, object]:
         init: dict[str, object] = {}
         for a in self.state.arrays:
-            w = a.elem_bits // 8
             elems = [machine_bv(f"{a.name}.{i}", a.elem_bits) for i in range(a.length)]
-            init[a.name] = (lambda es, w: lambda off: claripy.Extract((off % w) * 8 + 7, (off % w) * 8,
-                                                                      es[off // w]))(elems, w)
+            init[a.name] = functools.partial(_element_byte, elems, a.elem_bits // 8)
         ra = self.state.ret_addr
         on_stack = self.abi.link_reg is None
 
@@ -568,6 +567,11 @@ class Explorer:
 
     def _note_symbols(self, asts) -> None:
         self._symbols.update(smt_bridge.widths(asts))
+
+
+def _element_byte(elems: list[BV], width: int, off: int) -> BV:
+    """Byte `off` of an array whose entry elements are the spec's symbols p.0, p.1, …"""
+    return claripy.Extract((off % width) * 8 + 7, (off % width) * 8, elems[off // width])
 
 
 def machine_bv(name: str, bits: int) -> BV:
