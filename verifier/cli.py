@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--arch", help="ISA of a raw blob: x86_64 (amd64) or aarch64 (arm64)")
     pr.add_argument("--base", type=_int, help="load address of a raw blob (default 0x400000)")
     pr.add_argument("--symbol", help="function to verify in an object file (default: the spec's function)")
+    pr.add_argument("--ref", metavar="REF", help="prove BLOB equal to the reference blob REF on every "
+                    "entry state allowed by pre (post is then optional)")
     pr.add_argument("--jobs", type=_jobs, help="solver worker processes (default: number of cores)")
     pr.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
     pr.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout)")
@@ -98,7 +100,8 @@ def _prove(args) -> int:
         _check_writable(args.json)
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
-    opts = Options(arch=args.arch, base=args.base, symbol=args.symbol, jobs=args.jobs, timeout=args.timeout)
+    opts = Options(arch=args.arch, base=args.base, symbol=args.symbol, jobs=args.jobs, timeout=args.timeout,
+                   ref=args.ref)
     progress = _Progress(Console(stderr=True)) if sys.stderr.isatty() and not args.quiet else None
     try:
         result = prove(args.blob, args.spec, opts, progress)

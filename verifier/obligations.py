@@ -23,10 +23,12 @@ class Obligation:
     conjunct: str | None = None   # for postcondition obligations: the conjunct's text
 
 
-def build(spec: Spec, ex: Exploration) -> list[Obligation]:
-    base = _and([*ex.assumptions, spec.pre])
-    symbols = {**ex.symbols, **spec.names}
+def build(spec: Spec, ex: Exploration, ref: Exploration | None = None) -> list[Obligation]:
+    base = _and([*ex.assumptions, *(ref.assumptions if ref else ()), spec.pre])
+    symbols = {**ex.symbols, **(ref.symbols if ref else {}), **spec.names}
     out: list[Obligation] = []
+    if ref is not None:
+        out += _equivalence(spec, ex, ref, base, symbols)
     returned = [p for p in ex.paths if p.status == "returned"]
     for i, conj in enumerate(spec.post, 1):
         cases = [_and([p.pc, _let(p.outputs, f"(not {conj})")]) for p in returned]
@@ -46,6 +48,31 @@ def build(spec: Spec, ex: Exploration) -> list[Obligation]:
             out.append(Obligation(
                 name=f"{p.status}@{p.addr:#x}#{p.index}", kind=p.status, formula=_and([base, p.pc]),
                 symbols=symbols, message=p.message, paths=(p.index,)))
+    return out
+
+
+def _equivalence(spec: Spec, ex: Exploration, ref: Exploration, base: str,
+                 symbols: dict[str, int]) -> list[Obligation]:
+    """Reference mode (DESIGN §3): on every pair of paths both can take from one entry state,
+    every output equals the reference's. The reference must itself be well-behaved."""
+    out: list[Obligation] = []
+    mine = [p for p in ex.paths if p.status == "returned"]
+    theirs = [p for p in ref.paths if p.status == "returned"]
+    names = sorted({k for p in theirs for k in p.outputs})
+    for name in names:
+        cases = [_and([p.pc, q.pc, f"(distinct {p.outputs[name]} {q.outputs[name]})"])
+                 for p in mine for q in theirs if name in p.outputs and name in q.outputs]
+        out.append(Obligation(
+            name=f"equiv:{name}", kind="postcondition", formula=_and([base, _or(cases)]), symbols=symbols,
+            message=f"{name} differs from the reference's", paths=tuple(p.index for p in mine),
+            conjunct=f"(= {name} ref.{name})"))
+    bad = [v.cond for v in ref.violations] + [q.pc for q in ref.paths if q.status != "returned"]
+    if bad:
+        out.append(Obligation(
+            name="reference", kind="reference", formula=_and([base, _or(bad)]), symbols=symbols,
+            message="the reference blob itself does not behave on some input allowed by pre "
+                    "(a violation, or a path that does not return), so it cannot define the right outputs",
+            paths=()))
     return out
 
 

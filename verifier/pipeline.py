@@ -12,6 +12,7 @@ from . import smt
 from . import spec as spec_mod
 from .arch import DEFAULT_ABI, Abi
 from .blob import Blob
+from .errors import UsageError
 from .exploration import Exploration
 from .obligations import Obligation
 from .solve import DEFAULT_TIMEOUT, Outcome, solve_all, solve_one
@@ -29,6 +30,7 @@ class Options:
     jobs: int | None = None
     timeout: float = DEFAULT_TIMEOUT
     replay: bool = True
+    ref: str | None = None
 
 
 Progress = Callable[[str, dict], None]
@@ -38,31 +40,42 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
           progress: Progress | None = None) -> Result:
     t0 = time.monotonic()
     say = progress or (lambda stage, info: None)
-    spec = spec_mod.load(spec_name)
+    spec = spec_mod.load(spec_name, need_post=options.ref is None)
     blob = blob_mod.load(blob_path, arch=options.arch, base=options.base, symbol=options.symbol,
                          default_symbol=spec.signature.name)
+    ref_blob = None
+    if options.ref is not None:
+        ref_blob = blob_mod.load(options.ref, arch=options.arch or blob.arch, base=options.base,
+                                 symbol=options.symbol, default_symbol=spec.signature.name)
+        if ref_blob.arch != blob.arch:
+            raise UsageError(f"--ref {options.ref} is {ref_blob.arch} but {blob_path} is {blob.arch}: "
+                             "compare blobs of one ISA")
     abi = DEFAULT_ABI[blob.arch]
     say("explore", {})
     from . import symexec  # angr is imported only when a proof is actually run
 
     ex = symexec.explore(blob, spec, abi, progress=lambda n, w: say("paths", {"done": n, "queued": w}))
-    obs = ob_mod.build(spec, ex)
+    ref = symexec.explore(ref_blob, spec, abi) if ref_blob is not None else None
+    obs = ob_mod.build(spec, ex, ref)
     say("solve", {"total": len(obs)})
     outcomes = solve_all(obs, jobs=options.jobs, timeout=options.timeout,
                          on_done=lambda o: say("solved", {"name": o.name, "result": o.result}))
-    result = decide(blob, spec, abi, ex, obs, outcomes, options)
+    result = decide(blob, spec, abi, ex, obs, outcomes, options, ref_blob, ref)
     result.seconds = time.monotonic() - t0
     return result
 
 
 def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligation],
-           outcomes: list[Outcome], options: Options) -> Result:
+           outcomes: list[Outcome], options: Options, ref_blob: Blob | None = None,
+           ref: Exploration | None = None) -> Result:
     rows = [ObligationRow(o.name, o.kind, o.result if o.kind in REFUTING else _unknown_row(o),
                           o.solver, o.seconds, o.detail) for o in outcomes]
     res = Result(verdict=Verdict.PROVEN, reason=None, message="", blob=_blob_info(blob),
                  spec={"sha256": spec.sha256, "path": spec.path, "function": spec.signature.name},
                  abi=abi.name, obligations=rows, seconds=0.0, paths=len(ex.paths),
                  options={"timeout": options.timeout, "loop_bound": spec.loop_bound})
+    if ref_blob is not None:
+        res.options["ref"] = {"path": ref_blob.source, "sha256": ref_blob.sha256}
     by_name = {o.name: o for o in obs}
     refuted = sorted((o for o in outcomes if o.result == "refuted" and o.kind in REFUTING),
                      key=lambda o: REFUTING.index(o.kind))
@@ -70,7 +83,7 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
     for out in refuted:
         ob = by_name[out.name]
         model = _replayable_model(ob, out, ex, options.timeout)
-        cex, confirmed, why = _confirm(blob, spec, abi, ex, ob, model, options)
+        cex, confirmed, why = _confirm(blob, spec, abi, ex, ob, model, options, ref_blob, ref)
         if confirmed:
             res.verdict, res.reason, res.message = Verdict.REFUTED, ob.kind, ob.message
             res.counterexample = cex
@@ -169,7 +182,8 @@ def _inputs(spec: Spec, ex: Exploration, model: dict[str, int]) -> dict[str, str
 
 
 def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, model: dict[str, int],
-             options: Options) -> tuple[dict, bool, str]:
+             options: Options, ref_blob: Blob | None = None,
+             ref: Exploration | None = None) -> tuple[dict, bool, str]:
     from .replay import replay
 
     cex: dict = {"inputs": _inputs(spec, ex, model)}
@@ -179,6 +193,8 @@ def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, 
     if path is not None and ob.kind == "postcondition":
         predicted = {k: smt.evaluate(t, symbols, model) for k, t in path.outputs.items()}
         cex["expected"] = {"violates": " ".join((ob.conjunct or "").split())}
+    if ref is not None and ref_blob is not None and ob.name.startswith("equiv:"):
+        return _confirm_equivalence(blob, spec, abi, ex, ob, model, ref_blob, ref, cex, predicted)
     if not options.replay:
         cex["replayed"] = False
         cex["actual"] = {k: hex(v) for k, v in predicted.items()}
@@ -213,6 +229,39 @@ def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, 
     if seen:
         return cex, True, ""
     return cex, False, _mismatch(f"the emulator saw no {ob.kind} violation", r, {})
+
+
+def _confirm_equivalence(blob, spec, abi, ex, ob, model, ref_blob, ref, cex, predicted):
+    """Both blobs are replayed: the difference must show on the emulator, on both sides."""
+    from .replay import replay
+
+    symbols = {**ex.symbols, **ref.symbols, **spec.names}
+    rpath = next((q for q in ref.paths if q.status == "returned" and smt.evaluate(q.pc, symbols, model)), None)
+    expected = {k: smt.evaluate(t, symbols, model) for k, t in rpath.outputs.items()} if rpath else {}
+    cex["expected"] = {k: hex(v) for k, v in expected.items()}
+    mine = replay(blob, abi, ex, model, spec.loop_bound, spec.names)
+    theirs = replay(ref_blob, abi, ref, model, spec.loop_bound, spec.names)
+    if mine.error or theirs.error:
+        cex["replayed"] = False
+        cex["actual"] = {k: hex(v) for k, v in predicted.items()}
+        return cex, True, ""
+    cex["replayed"] = True
+
+    def outputs(r):
+        got = {k: v for k, v in r.outputs.items() if k != "$ret"}
+        if spec.signature.ret is not None:
+            got["ret"] = r.outputs["$ret"] & ((1 << spec.signature.ret.bits) - 1)
+        return got
+
+    actual, ref_actual = outputs(mine), outputs(theirs)
+    cex["actual"] = {k: hex(v) for k, v in actual.items()}
+    name = ob.name.split(":", 1)[1]
+    if not (mine.returned and theirs.returned) or actual != predicted or ref_actual != expected:
+        side = mine if not mine.returned or actual != predicted else theirs
+        return cex, False, _mismatch("the emulator disagrees with the symbolic model of one of the blobs", side, {})
+    if actual.get(name) == ref_actual.get(name):
+        return cex, False, "lifter-mismatch: on the emulator both blobs produce the same " + name
+    return cex, True, ""
 
 
 def _frame_breaks(r, abi: Abi, blob: Blob, ex: Exploration, model, symbols) -> str:

@@ -14,7 +14,7 @@ VERSION = "0.1.0"
 # place in one region (DESIGN §4: "a memory access it cannot place" is UNKNOWN).
 REFUTING = ("policy", "undecodable", "memory-safety", "frame", "postcondition")
 UNKNOWN_REASONS = ("loop-bound", "timeout", "unsupported-instruction", "unplaceable-access",
-                   "lifter-mismatch", "solver-unknown")
+                   "lifter-mismatch", "solver-unknown", "reference")
 
 
 class Verdict(enum.IntEnum):
