@@ -1,26 +1,19 @@
 """Reference kernels in assembly, one per ISA, that the soundness tests mutate and booby-trap."""
 
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sort3_x86_64.s"
+
+
+def _example_body() -> str:
+    """The shipped example's instructions, without its comments and final return."""
+    lines = [ln for ln in EXAMPLE.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert lines[-1].strip() == "ret"
+    return "\n".join(lines[:-1]) + "\n"
+
+
 SORT3 = {
-    "x86_64": """
-        mov eax, [rdi]
-        mov ecx, [rdi+4]
-        mov edx, [rdi+8]
-        cmp eax, ecx
-        mov esi, eax
-        cmovg eax, ecx
-        cmovg ecx, esi
-        cmp ecx, edx
-        mov esi, ecx
-        cmovg ecx, edx
-        cmovg edx, esi
-        cmp eax, ecx
-        mov esi, eax
-        cmovg eax, ecx
-        cmovg ecx, esi
-        mov [rdi], eax
-        mov [rdi+4], ecx
-        mov [rdi+8], edx
-    """,
+    "x86_64": _example_body(),
     "aarch64": """
         ldp w1, w2, [x0]
         ldr w3, [x0, #8]

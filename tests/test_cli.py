@@ -157,3 +157,12 @@ def test_help_does_not_import_angr():
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "assert 'angr' not in sys.modules and 'claripy' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_shipped_example_is_its_source_assembled():
+    from pathlib import Path
+
+    from .build import assemble
+    from .kernels import EXAMPLE, sort3
+    shipped = Path(EXAMPLE).with_suffix(".bin").read_bytes()
+    assert assemble("x86_64", sort3("x86_64")) == shipped
