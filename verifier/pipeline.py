@@ -207,9 +207,7 @@ def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, 
         return cex, True, ""
     cex["replayed"] = True
     if ob.kind == "postcondition":
-        actual = {k: r.outputs[k] for k in predicted if k in r.outputs}
-        if "ret" in predicted:
-            actual["ret"] = r.outputs["$ret"] & ((1 << spec.signature.ret.bits) - 1)  # type: ignore[union-attr]
+        actual = {k: v for k, v in _replayed_outputs(spec, r).items() if k in predicted}
         cex["actual"] = {k: hex(v) for k, v in actual.items()}
         if not r.returned or r.events:
             return cex, False, _mismatch("the emulator did not return normally", r, predicted)
@@ -246,14 +244,7 @@ def _confirm_equivalence(blob, spec, abi, ex, ob, model, ref_blob, ref, cex, pre
         cex["actual"] = {k: hex(v) for k, v in predicted.items()}
         return cex, True, ""
     cex["replayed"] = True
-
-    def outputs(r):
-        got = {k: v for k, v in r.outputs.items() if k != "$ret"}
-        if spec.signature.ret is not None:
-            got["ret"] = r.outputs["$ret"] & ((1 << spec.signature.ret.bits) - 1)
-        return got
-
-    actual, ref_actual = outputs(mine), outputs(theirs)
+    actual, ref_actual = _replayed_outputs(spec, mine), _replayed_outputs(spec, theirs)
     cex["actual"] = {k: hex(v) for k, v in actual.items()}
     name = ob.name.split(":", 1)[1]
     if not (mine.returned and theirs.returned) or actual != predicted or ref_actual != expected:
@@ -262,6 +253,14 @@ def _confirm_equivalence(blob, spec, abi, ex, ob, model, ref_blob, ref, cex, pre
     if actual.get(name) == ref_actual.get(name):
         return cex, False, "lifter-mismatch: on the emulator both blobs produce the same " + name
     return cex, True, ""
+
+
+def _replayed_outputs(spec: Spec, r) -> dict[str, int]:
+    """The replay's outputs by spec name; `ret` is the low bits of the return register."""
+    got = {k: v for k, v in r.outputs.items() if k != "$ret"}
+    if spec.signature.ret is not None:
+        got["ret"] = r.outputs["$ret"] & ((1 << spec.signature.ret.bits) - 1)
+    return got
 
 
 def _frame_breaks(r, abi: Abi, blob: Blob, ex: Exploration, model, symbols) -> str:

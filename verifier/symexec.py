@@ -23,7 +23,7 @@ from . import policy, smt_bridge
 from .arch import Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
-from .machine import BV, Memory, RegisterFile, split_base
+from .machine import BV, Memory, RegisterFile, bv, split_base
 from .spec import Spec
 
 MAX_PATHS = 4096
@@ -250,7 +250,7 @@ class Explorer:
     def _initial_bytes(self) -> dict[str, object]:
         init: dict[str, object] = {}
         for a in self.state.arrays:
-            elems = [machine_bv(f"{a.name}.{i}", a.elem_bits) for i in range(a.length)]
+            elems = [bv(f"{a.name}.{i}", a.elem_bits) for i in range(a.length)]
             init[a.name] = functools.partial(_element_byte, elems, a.elem_bits // 8)
         ra = self.state.ret_addr
         on_stack = self.abi.link_reg is None
@@ -258,7 +258,7 @@ class Explorer:
         def stack_byte(off: int) -> BV:
             if on_stack and 0 <= off < 8:
                 return claripy.Extract(off * 8 + 7, off * 8, ra)
-            return machine_bv(f"stack{off:+d}", 8)
+            return bv(f"stack{off:+d}", 8)
         init["stack"] = stack_byte
         return init
 
@@ -299,13 +299,8 @@ class Explorer:
             fits = claripy.SignExt(wide - narrow, claripy.Extract(narrow - 1, 0, q)) == q
         else:
             fits = claripy.Extract(wide - 1, narrow, q) == 0
-        over = claripy.And(den != 0, claripy.Not(fits))
-        if over.is_false():
-            return
-        msg = f"{self.insn_text(path, 'faults (#DE): the quotient does not fit its register')}"
-        self._violate(path, "policy", self._current, msg, over)
-        path.pc.append(claripy.Not(over))
-        path.solver.add(claripy.Not(over))
+        ok = claripy.Or(den == 0, fits)   # a zero divisor is VEX's own trap exit, checked there
+        self._assume(path, ok, "policy", self.insn_text(path, "faults (#DE): the quotient does not fit its register"))
 
     def on_exit(self, path: _Path, cond, target: int, jumpkind: str) -> None:
         if jumpkind == "Ijk_SigFPE_IntDiv" and self.blob.arch == "aarch64":
@@ -447,7 +442,7 @@ class Explorer:
             self._violate(path, "memory-safety", self._current, msg, claripy.true())
             raise _End("violation", msg)
         msg = f"the instruction at {self._current:#x} may {what} {n} bytes outside {region} ({r.size} bytes)"
-        self._assume_inside(path, inside, msg)
+        self._assume(path, inside, "memory-safety", msg)
         return region, off, range(0, r.size - n + 1)
 
     def _place_stack(self, path: _Path, addr: BV, off: BV, n: int, what: str):
@@ -462,7 +457,7 @@ class Explorer:
         lo, hi = sp_off - self.abi.red_zone, self.state.stack_hi
         inside = claripy.And(claripy.SGE(off, lo), claripy.SLE(off, hi - n))
         msg = f"the instruction at {self._current:#x} may {what} outside its stack frame"
-        self._assume_inside(path, inside, msg)
+        self._assume(path, inside, "memory-safety", msg)
         cands = range(lo, hi - n + 1)
         if len(cands) > MAX_SYMBOLIC_OFFSETS:
             raise _End("unplaceable-access", f"the instruction at {self._current:#x} {what}s the stack "
@@ -516,12 +511,13 @@ class Explorer:
         raise _End("unplaceable-access", f"the instruction at {self._current:#x} {what}s memory at an "
                    "address that is not an array or stack address plus an offset")
 
-    def _assume_inside(self, path: _Path, inside, msg: str) -> None:
-        if inside.is_true():
+    def _assume(self, path: _Path, ok, kind: str, msg: str) -> None:
+        """Record a `kind` violation where `ok` fails, then follow the path only where it holds."""
+        if ok.is_true():
             return
-        self._violate(path, "memory-safety", self._current, msg, claripy.Not(inside))
-        path.pc.append(inside)
-        path.solver.add(inside)
+        self._violate(path, kind, self._current, msg, claripy.Not(ok))
+        path.pc.append(ok)
+        path.solver.add(ok)
 
     # --- bookkeeping ---------------------------------------------------------------------
 
@@ -572,10 +568,6 @@ class Explorer:
 def _element_byte(elems: list[BV], width: int, off: int) -> BV:
     """Byte `off` of an array whose entry elements are the spec's symbols p.0, p.1, …"""
     return claripy.Extract((off % width) * 8 + 7, (off % width) * 8, elems[off // width])
-
-
-def machine_bv(name: str, bits: int) -> BV:
-    return claripy.BVS(name, bits, explicit_name=True)
 
 
 def _signed(v: int) -> int:
