@@ -34,7 +34,8 @@ def test_prove_json_to_stdout_matches_design(tmp_path, capsys):
     assert data["blob"]["arch"] == "x86_64" and data["blob"]["size"] == blob.stat().st_size
     assert len(data["blob"]["sha256"]) == 64 and len(data["spec"]["sha256"]) == 64
     assert {o["name"] for o in data["obligations"]} >= {"post#1", "post#5"}
-    assert all(o["solver"] == "z3" and o["seconds"] >= 0 for o in data["obligations"])
+    assert all(o["solver"] in data["options"]["solvers"] and o["seconds"] >= 0 for o in data["obligations"])
+    assert set(data["options"]["solvers"]) == {"bitwuzla", "z3", "cvc5"}
     assert "PROVEN" in err
 
 
@@ -54,6 +55,21 @@ def test_unknown_exit_code(tmp_path, capsys):
     blob = asm_file(tmp_path, "x86_64", sort3("x86_64", "cmp edx, 5\n jne ok\n spin: jmp spin\n ok: ret"))
     code, _, _ = run(["prove", str(blob), "--spec", "sort3", "--arch", "x86_64", "-q"], capsys)
     assert code == 3
+
+
+@pytest.mark.parametrize("solver", ["z3", "bitwuzla", "cvc5"])
+def test_one_solver_alone_proves_and_refutes(tmp_path, capsys, solver):
+    good = asm_file(tmp_path, "x86_64", sort3("x86_64"))
+    code, out, _ = run(["prove", str(good), "--spec", "sort3", "--arch", "x86_64", "--solver", solver,
+                        "--json", "-", "-q"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["options"]["solvers"].keys() == {solver}
+    assert {o["solver"] for o in data["obligations"]} == {solver}
+    bad = asm_file(tmp_path, "x86_64", sort3("x86_64").replace("cmovg", "cmovl", 1), name="bad")
+    code, out, _ = run(["prove", str(bad), "--spec", "sort3", "--arch", "x86_64", "--solver", solver,
+                        "--json", "-", "-q"], capsys)
+    data = json.loads(out)
+    assert code == 1 and data["counterexample"]["replayed"] is True
 
 
 def _bad(tmp_path, capsys, argv, *, expect_in):
@@ -76,6 +92,9 @@ def _bad(tmp_path, capsys, argv, *, expect_in):
     (["prove", "BLOB", "--spec", "sort3", "--arch", "x86_64", "--timeout", "-1"], "positive"),
     (["prove", "BLOB", "--spec", "sort3", "--arch", "x86_64", "--base", "zz"], "not a number"),
     (["prove", "BLOB", "--spec", "sort3", "--arch", "x86_64", "--symbol", "f"], "object file"),
+    (["prove", "BLOB", "--spec", "sort3", "--arch", "x86_64", "--solver", "yices"], "not a solver"),
+    (["prove", "BLOB", "--spec", "sort3", "--arch", "x86_64", "--solver", "z3,z3"], "twice"),
+    (["prove", "BLOB", "--spec", "sort3", "--arch", "x86_64", "--solver", ","], "at least one"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments(tmp_path, capsys, argv, expect):

@@ -45,6 +45,22 @@ def _jobs(text: str) -> int:
     return v
 
 
+def _solvers(text: str) -> tuple[str, ...]:
+    from .solvers import BACKENDS, available
+
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("--solver needs at least one name")
+    for n in names:
+        if n not in BACKENDS:
+            raise argparse.ArgumentTypeError(f"{n!r} is not a solver nverify knows (choose from {', '.join(BACKENDS)})")
+        if not available([n]):
+            raise argparse.ArgumentTypeError(f"solver {n!r} is not installed (pip install {BACKENDS[n].module})")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a solver twice")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nverify", description="Prove that machine code meets its spec for every input.")
     p.add_argument("--version", action="version", version=f"nverify {VERSION}")
@@ -60,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "entry state allowed by pre (post is then optional)")
     pr.add_argument("--jobs", type=_jobs, help="solver worker processes (default: number of cores)")
     pr.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
+    pr.add_argument("--solver", type=_solvers, metavar="NAMES",
+                    help="comma-separated solvers to race, in priority order (default: bitwuzla,z3,cvc5, "
+                    "those installed)")
     pr.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout)")
     pr.add_argument("--quiet", "-q", action="store_true", help="no terminal summary")
     sub.add_parser("specs", help="list the specs shipped in the library")
@@ -101,7 +120,7 @@ def _prove(args) -> int:
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     opts = Options(arch=args.arch, base=args.base, symbol=args.symbol, jobs=args.jobs, timeout=args.timeout,
-                   ref=args.ref)
+                   ref=args.ref, solvers=args.solver)
     progress = _Progress(Console(stderr=True)) if sys.stderr.isatty() and not args.quiet else None
     try:
         result = prove(args.blob, args.spec, opts, progress)

@@ -16,10 +16,12 @@ from .errors import UsageError
 from .exploration import Exploration
 from .obligations import Obligation
 from .solve import DEFAULT_TIMEOUT, Outcome, solve_all, solve_one
+from .solvers import available
 from .spec import Spec
 from .verdict import REFUTING, ObligationRow, Result, Verdict
 
 USER_LO, USER_HI = 0x10000, 0x7FFF_0000_0000
+STACK_BAND = 0x4000_0000_0000   # counterexample stacks live above this, arrays below
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
     replay: bool = True
     ref: str | None = None
+    solvers: tuple[str, ...] | None = None   # portfolio, in priority order; None = every installed one
 
 
 Progress = Callable[[str, dict], None]
@@ -58,7 +61,7 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
     ref = symexec.explore(ref_blob, spec, abi) if ref_blob is not None else None
     obs = ob_mod.build(spec, ex, ref)
     say("solve", {"total": len(obs)})
-    outcomes = solve_all(obs, jobs=options.jobs, timeout=options.timeout,
+    outcomes = solve_all(obs, jobs=options.jobs, timeout=options.timeout, solvers=_solvers(options),
                          on_done=lambda o: say("solved", {"name": o.name, "result": o.result}))
     result = decide(blob, spec, abi, ex, obs, outcomes, options, ref_blob, ref)
     result.seconds = time.monotonic() - t0
@@ -73,7 +76,8 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
     res = Result(verdict=Verdict.PROVEN, reason=None, message="", blob=_blob_info(blob),
                  spec={"sha256": spec.sha256, "path": spec.path, "function": spec.signature.name},
                  abi=abi.name, obligations=rows, seconds=0.0, paths=len(ex.paths),
-                 options={"timeout": options.timeout, "loop_bound": spec.loop_bound})
+                 options={"timeout": options.timeout, "loop_bound": spec.loop_bound,
+                          "solvers": {b.name: b.version() for b in available(_solvers(options))}})
     if ref_blob is not None:
         res.options["ref"] = {"path": ref_blob.source, "sha256": ref_blob.sha256}
     by_name = {o.name: o for o in obs}
@@ -82,7 +86,7 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
     mismatch: str | None = None
     for out in refuted:
         ob = by_name[out.name]
-        model = _replayable_model(ob, out, ex, options.timeout)
+        model = _replayable_model(ob, out, ex, options.timeout, _solvers(options))
         cex, confirmed, why = _confirm(blob, spec, abi, ex, ob, model, options, ref_blob, ref)
         if confirmed:
             res.verdict, res.reason, res.message = Verdict.REFUTED, ob.kind, ob.message
@@ -131,21 +135,31 @@ def _blob_info(blob: Blob) -> dict:
     return info
 
 
-def _replayable_model(ob: Obligation, out: Outcome, ex: Exploration, timeout: float) -> dict[str, int]:
-    """Prefer a counterexample unicorn can map: canonical user-space addresses for the arrays
-    and the stack, and a return address in a low page that holds no code. Preferences are
-    dropped one tier at a time when the failure needs other values (a pointer-keyed trigger)."""
+def _solvers(options: Options) -> list[str] | None:
+    return list(options.solvers) if options.solvers else None
+
+
+def _replayable_model(ob: Obligation, out: Outcome, ex: Exploration, timeout: float,
+                      solvers: list[str] | None) -> dict[str, int]:
+    """Prefer a counterexample unicorn can map and judge as the symbolic model does: canonical
+    user-space addresses, each array in a band of its own and the stack above all of them (so that
+    an access the model places by its base — an overflow of one array, a write to the caller's
+    stack — does not land in another region by coincidence, which replay would rightly allow), and
+    a return address in a low page that holds no code. Preferences are dropped one tier at a time
+    when the failure needs other values (a pointer-keyed trigger)."""
     sp = "rsp" if ex.arch == "x86_64" else "sp"
     ra = "retaddr" if ex.arch == "x86_64" else "x30"
-    tiers = [[(reg, USER_LO, USER_HI) for _name, reg, *_ in ex.arrays],
-             [(sp, USER_LO, USER_HI)], [(ra, 0x1000, 0xF000)]]
+    band = 1 << 40
+    arrays = [(reg, USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32))
+              for i, (_name, reg, *_) in enumerate(ex.arrays[:STACK_BAND // band - 1])]
+    tiers = [arrays, [(sp, STACK_BAND, USER_HI)], [(ra, 0x1000, 0xF000)]]
     for drop in range(len(tiers)):
         ranges = [r for tier in tiers[drop:] for r in tier]
         parts = [f"(bvuge {n} #x{lo:016x}) (bvule {n} #x{hi:016x})" for n, lo, hi in ranges
                  if n in ob.symbols]
         if not parts:
             break
-        again = solve_one(ob, timeout, extra="(and " + " ".join(parts) + ")")
+        again = solve_one(ob, timeout, extra="(and " + " ".join(parts) + ")", solvers=solvers)
         if again.model is not None:
             return again.model
     return out.model or {}

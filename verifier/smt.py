@@ -7,8 +7,6 @@ from collections.abc import Mapping
 
 import z3
 
-Z3_SEED = 0
-
 
 def version() -> str:
     return z3.get_version_string()
@@ -96,3 +94,18 @@ def evaluate(term_text: str, names: Mapping[str, int], values: Mapping[str, int]
 def free_names_text(term_text: str, names: Mapping[str, int]) -> set[str]:
     f = parse_asserts(f"(assert (= {term_text} {term_text}))", names)[0]
     return free_names(f)
+
+
+def satisfied_by(formula_text: str, names: Mapping[str, int], values: Mapping[str, int], timeout: float) -> bool:
+    """Does the model `values` satisfy `formula_text`? Quantifier-free: by evaluation. With
+    quantifiers left after substitution: z3 decides the closed formula (False when it cannot)."""
+    try:
+        return evaluate(formula_text, names, values) == 1
+    except ValueError:
+        pass
+    f = parse_asserts(f"(assert {formula_text})", names)[0]
+    closed = z3.substitute(f, *[(z3.BitVec(n, w), z3.BitVecVal(values.get(n, 0), w)) for n, w in names.items()])
+    s = z3.Solver()
+    s.set("timeout", max(1, int(timeout * 1000)))
+    s.add(closed)
+    return s.check() == z3.sat

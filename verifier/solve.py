@@ -1,16 +1,25 @@
-"""Discharges obligations with z3 in parallel worker processes: obligation -> `Outcome`."""
+"""Discharges obligations by racing SMT solvers in worker processes: obligation -> `Outcome`.
+
+Scheduling (DESIGN §8): every obligation is first given to the highest-priority solver; the other
+solvers join the race for an obligation once a worker is free and the obligation is still open.
+The first definite answer (unsat = holds, sat = fails) wins and the losers are killed. Each solver
+run is its own forked process, so a solver that ignores its time limit, hangs or crashes costs only
+its own run: it is killed at the deadline, and a crash reads as `unknown`, never as an answer.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 
 from .obligations import Obligation
+from .solvers import Answer, Backend, available
 
 DEFAULT_TIMEOUT = 60.0
+GRACE = 2.0   # seconds past --timeout before a solver that ignores its own limit is killed
 
 
 @dataclass(frozen=True)
@@ -24,56 +33,163 @@ class Outcome:
     detail: str = ""              # why unknown
 
 
-def solve_one(ob: Obligation, timeout: float, extra: str | None = None) -> Outcome:
-    import z3
-
+def query_text(ob: Obligation, extra: str | None = None) -> str:
     from . import smt
 
-    t0 = time.monotonic()
-    s = z3.SolverFor("QF_BV") if "forall" not in ob.formula else z3.Solver()
-    s.set("timeout", max(1, int(timeout * 1000)))
-    s.set("random_seed", smt.Z3_SEED)
     text = smt.declare_text(ob.symbols) + f"(assert {ob.formula})\n"
     if extra:
         text += f"(assert {extra})\n"
-    s.from_string(text)
-    r = s.check()
-    dt = time.monotonic() - t0
-    if r == z3.unsat:
-        return Outcome(ob.name, ob.kind, "proven", "z3", dt, None)
-    if r == z3.sat:
-        m = s.model()
-        values = {}
-        for d in m.decls():
-            v = m[d]
-            if z3.is_bv_value(v):
-                values[d.name()] = v.as_long()
-        return Outcome(ob.name, ob.kind, "refuted", "z3", dt, values)
-    why = s.reason_unknown()
-    detail = "timeout" if ("timeout" in why or "canceled" in why) else f"solver-unknown: {why}"
-    return Outcome(ob.name, ob.kind, "unknown", "z3", dt, None, detail)
+    return text
 
 
-def _work(args: tuple[Obligation, float]) -> Outcome:
-    return solve_one(*args)
+def run_backend(backend: Backend, ob: Obligation, timeout: float, extra: str | None = None) -> Answer:
+    """One solver on one obligation, in this process. A `sat` model is checked against the query
+    with z3's evaluator before it is believed."""
+    from . import smt
+
+    try:
+        ans = backend.run(query_text(ob, extra), ob.symbols, timeout)
+    except Exception as e:   # a solver that cannot parse or crashes in Python decides nothing
+        return Answer("unknown", None, f"{backend.name} failed: {type(e).__name__}: {e}"[:300])
+    if ans.result == "sat":
+        formula = ob.formula if extra is None else f"(and {ob.formula} {extra})"
+        # Solvers differ in which names a model lists; keep those the query mentions, so that a
+        # counterexample shows what matters whichever solver found it.
+        used = smt.free_names_text(formula, ob.symbols)
+        model = {n: v for n, v in (ans.model or {}).items() if n in used}
+        if not smt.satisfied_by(formula, ob.symbols, model, timeout):
+            return Answer("unknown", None, f"{backend.name} returned a model that does not satisfy the query")
+        return Answer("sat", model)
+    return ans
+
+
+def _outcome(ob: Obligation, backend: str, ans: Answer, seconds: float) -> Outcome:
+    result = {"unsat": "proven", "sat": "refuted"}.get(ans.result, "unknown")
+    return Outcome(ob.name, ob.kind, result, backend, seconds, ans.model, ans.detail)
+
+
+def solve_one(ob: Obligation, timeout: float, extra: str | None = None,
+              solvers: list[str] | None = None) -> Outcome:
+    """Solvers one after the other, in this process, until one decides (used for follow-up queries)."""
+    t0 = time.monotonic()
+    details = []
+    for b in available(solvers):
+        ans = run_backend(b, ob, timeout, extra)
+        if ans.result != "unknown":
+            return _outcome(ob, b.name, ans, time.monotonic() - t0)
+        details.append((b.name, ans.detail))
+    return _unknown(ob, details, time.monotonic() - t0)
+
+
+def _unknown(ob: Obligation, details: list[tuple[str, str]], seconds: float) -> Outcome:
+    if details and all(d == "timeout" for _, d in details):
+        detail = "timeout"
+    else:
+        detail = "solver-unknown: " + "; ".join(f"{n}: {d}" for n, d in details)
+    return Outcome(ob.name, ob.kind, "unknown", "+".join(n for n, _ in details), seconds, None, detail)
+
+
+def _child(conn, backend: Backend, ob: Obligation, timeout: float) -> None:
+    try:
+        conn.send(run_backend(backend, ob, timeout))
+    finally:
+        conn.close()
+        os._exit(0)   # skip the parent's atexit handlers inherited through fork
+
+
+@dataclass
+class _Run:
+    proc: multiprocessing.process.BaseProcess
+    conn: object
+    ob: int
+    backend: Backend
+    start: float
 
 
 def solve_all(obs: list[Obligation], *, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-              on_done=None) -> list[Outcome]:
-    jobs = jobs or os.cpu_count() or 1
-    results: dict[str, Outcome] = {}
-    if jobs <= 1 or len(obs) <= 1:
-        for ob in obs:
-            results[ob.name] = solve_one(ob, timeout)
-            if on_done:
-                on_done(results[ob.name])
-    else:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(obs)), mp_context=ctx) as pool:
-            futures = {pool.submit(_work, (ob, timeout)): ob for ob in obs}
-            for fut in futures:
-                out = fut.result()
-                results[out.name] = out
-                if on_done:
-                    on_done(out)
-    return [results[ob.name] for ob in obs]
+              on_done=None, solvers: list[str] | None = None) -> list[Outcome]:
+    backends = available(solvers)
+    if not backends:
+        raise RuntimeError("no SMT solver available")
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    # Primary solver for every obligation first, then the rest of the portfolio per obligation.
+    queue = [(i, backends[0]) for i in range(len(obs))]
+    queue += [(i, b) for i in range(len(obs)) for b in backends[1:]]
+    queue.reverse()   # pop() from the end
+    ctx = multiprocessing.get_context("fork")
+    running: dict[object, _Run] = {}
+    done: dict[int, Outcome] = {}
+    tried: dict[int, list[tuple[str, str]]] = {i: [] for i in range(len(obs))}
+    first_start: dict[int, float] = {}
+
+    def finish(i: int, out: Outcome) -> None:
+        done[i] = out
+        for r in [r for r in running.values() if r.ob == i]:
+            _kill(r)
+            del running[r.conn]
+        if on_done:
+            on_done(out)
+
+    def settle_if_exhausted(i: int) -> None:
+        if i in done or len(tried[i]) < len(backends):
+            return
+        finish(i, _unknown(obs[i], tried[i], time.monotonic() - first_start[i]))
+
+    try:
+        while len(done) < len(obs):
+            while queue and len(running) < jobs:
+                i, b = queue.pop()
+                if i in done:
+                    continue
+                parent, child = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_child, args=(child, b, obs[i], timeout), daemon=True)
+                p.start()
+                child.close()
+                now = time.monotonic()
+                first_start.setdefault(i, now)
+                running[parent] = _Run(p, parent, i, b, now)
+            if not running:
+                break
+            now = time.monotonic()
+            wake = min(r.start + timeout + GRACE for r in running.values()) - now
+            for conn in wait(list(running), timeout=max(0.0, wake)):
+                r = running.pop(conn)
+                try:
+                    ans = conn.recv()
+                except (EOFError, OSError):
+                    ans = Answer("unknown", None, f"{r.backend.name} crashed (exit code {r.proc.exitcode})")
+                _reap(r)
+                if r.ob in done:
+                    continue
+                if ans.result in ("sat", "unsat"):
+                    finish(r.ob, _outcome(obs[r.ob], r.backend.name, ans, time.monotonic() - first_start[r.ob]))
+                else:
+                    tried[r.ob].append((r.backend.name, ans.detail))
+                    settle_if_exhausted(r.ob)
+            now = time.monotonic()
+            for r in [r for r in running.values() if now > r.start + timeout + GRACE]:
+                _kill(r)
+                del running[r.conn]
+                tried[r.ob].append((r.backend.name, "timeout"))
+                settle_if_exhausted(r.ob)
+    finally:
+        for r in running.values():
+            _kill(r)
+    for i in range(len(obs)):   # only reachable if the loop broke with work left: never silently
+        if i not in done:
+            done[i] = _unknown(obs[i], tried[i] or [("scheduler", "not run")], 0.0)
+    return [done[i] for i in range(len(obs))]
+
+
+def _kill(r: _Run) -> None:
+    if r.proc.is_alive():
+        r.proc.kill()
+    _reap(r)
+
+
+def _reap(r: _Run) -> None:
+    r.proc.join(timeout=5)
+    try:
+        r.conn.close()
+    except OSError:
+        pass
