@@ -152,6 +152,22 @@ def test_the_winner_is_named(fake):
     assert out.solver == "yes"
 
 
+def _instant(text, names, timeout):
+    return Answer("sat", {n: 1 for n in names})
+
+
+def test_siblings_that_answer_together_are_both_handled(fake):
+    # Two solvers answering one obligation at the same moment: the second answer arrives for an
+    # obligation already settled (and a worker already reaped). Repeated to make the overlap likely.
+    fake("a", _instant)
+    fake("b", _instant)
+    for _ in range(15):
+        outs = solve_all([ob("(= x #x01)", {"x": 8}, name=f"o{k}") for k in range(3)], jobs=4,
+                         timeout=10, solvers=["a", "b"])
+        assert all(o.result == "refuted" and o.model == {"x": 1} for o in outs)
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
 def test_many_obligations_keep_their_order_and_each_is_decided():
     obs = [ob(f"(= (bvmul x #x{k:02x}) #x{(3 * k) % 256:02x})", {"x": 8}, name=f"o{k}") for k in range(1, 12)]
     obs.append(ob("(not (= (bvadd x x) (bvshl x #x01)))", {"x": 8}, name="holds"))

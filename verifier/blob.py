@@ -95,7 +95,7 @@ def _load_elf(path: str, data: bytes, arch: str | None, base: int | None, symbol
         raise UsageError(f"{path}: say which function to verify with --symbol NAME")
     sym = _find_symbol(binary, symbol)
     if sym is None:
-        names = sorted({s.name for s in binary.symbols if s.is_function and s.name})
+        names = sorted({str(s.name) for s in binary.symbols if s.is_function and s.name})
         hint = f"functions in the file: {', '.join(names[:12])}" if names else "it has no function symbols"
         how = "" if explicit_symbol else " (the name comes from the spec's signature; override with --symbol)"
         raise BlobError(f"{path}: no function symbol {symbol!r}{how}; {hint}")

@@ -67,7 +67,7 @@ def build(blob: Blob, sig: Signature, abi: Abi) -> EntryState:
         val = _initial_register(r.name, r.size * 8, blob)
         regs.put(r.vex_offset, val)
         entry[r.name] = val
-    sp_name = arch.register_names[arch.sp_offset]
+    sp_name = arch.register_names[arch.sp_offset]  # type: ignore[index]
     sp0 = entry[sp_name]
     assumptions: list[claripy.ast.Bool] = [
         sp0 & 15 == abi.sp_entry_mod16,
@@ -75,7 +75,7 @@ def build(blob: Blob, sig: Signature, abi: Abi) -> EntryState:
         claripy.ULE(sp0, MASK64 - 4096),
     ]
     regions = {"stack": Region("stack", sp0, 0, True)}
-    bases = {sp0.args[0]: "stack"}
+    bases: dict[str, str] = {str(sp0.args[0]): "stack"}
     arrays: list[ArrayLayout] = []
     for p, reg in zip(sig.params, abi.arg_regs, strict=False):
         off = arch.get_register_offset(reg)
@@ -84,7 +84,7 @@ def build(blob: Blob, sig: Signature, abi: Abi) -> EntryState:
             lay = ArrayLayout(p.name, reg, p.bits, int(p.length), p.const)  # type: ignore[arg-type]
             arrays.append(lay)
             regions[p.name] = Region(p.name, base, lay.size, not p.const, p.bits)
-            bases[base.args[0]] = p.name
+            bases[str(base.args[0])] = p.name
             assumptions += [base != 0, base % (p.bits // 8) == 0, claripy.ULE(base, MASK64 - lay.size)]
         else:
             value = _scalar_register(p, reg, abi)

@@ -8,6 +8,7 @@ so a pointer-keyed trigger stays visible: nothing is ever pinned to one concrete
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import claripy
 
@@ -18,7 +19,7 @@ Bool = claripy.ast.Bool
 @dataclass(frozen=True)
 class Region:
     name: str          # array parameter name, or "stack"
-    base: BV | None    # symbolic base address (stack: the entry stack pointer)
+    base: BV           # symbolic base address (stack: the entry stack pointer)
     size: int          # bytes (stack: unused, bounds are dynamic)
     writable: bool
     elem_bits: int = 8
@@ -150,13 +151,14 @@ def split_base(addr: BV, bases: dict[str, str]) -> tuple[str, BV] | None:
             rest = [t if s == 1 else -t for s, t in terms if t is not hits[0][1]]
             off = rest[0] if len(rest) == 1 else (claripy.BVV(0, 64) if not rest else sum(rest[1:], rest[0]))
             return bases[name], off
-    base = next(leaf for leaf in addr.leaf_asts() if leaf.op == "BVS" and leaf.args[0] == name)
-    off = claripy.simplify(addr - base)
+    base = cast(BV, next(leaf for leaf in addr.leaf_asts() if leaf.op == "BVS" and leaf.args[0] == name))
+    off = cast(BV, claripy.simplify(addr - base))
     if name in off.variables:
         from .smt_bridge import z3_simplify  # local: z3 round trip only on the slow path
-        off = z3_simplify(addr - base)
-        if off is None or name in off.variables:
+        slow = z3_simplify(addr - base)
+        if slow is None or name in slow.variables:
             return None
+        off = slow
     return bases[name], off
 
 
@@ -164,13 +166,13 @@ def _sum_terms(e: BV, sign: int) -> list[tuple[int, BV]] | None:
     if e.op == "__add__":
         out: list[tuple[int, BV]] = []
         for a in e.args:
-            sub = _sum_terms(a, sign)
+            sub = _sum_terms(cast(BV, a), sign)
             if sub is None:
                 return None
             out.extend(sub)
         return out
     if e.op == "__sub__" and len(e.args) == 2:
-        left, right = _sum_terms(e.args[0], sign), _sum_terms(e.args[1], -sign)
+        left, right = _sum_terms(cast(BV, e.args[0]), sign), _sum_terms(cast(BV, e.args[1]), -sign)
         if left is None or right is None:
             return None
         return left + right

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import claripy
 import z3
 
@@ -28,7 +30,7 @@ def from_text(text: str, names: dict[str, int]) -> claripy.ast.Base:
 
 def z3_simplify(ast: claripy.ast.BV) -> claripy.ast.BV | None:
     try:
-        return from_z3(z3.simplify(to_z3(ast)))
+        return cast(claripy.ast.BV, from_z3(z3.simplify(to_z3(ast))))
     except Exception:  # noqa: BLE001 - an expression z3 cannot round-trip simply stays unplaced
         return None
 
@@ -39,5 +41,5 @@ def widths(asts: list[claripy.ast.Base]) -> dict[str, int]:
     for a in asts:
         for leaf in a.leaf_asts():
             if leaf.op == "BVS":
-                out[leaf.args[0]] = leaf.size()
+                out[str(leaf.args[0])] = cast(claripy.ast.BV, leaf).size()
     return out

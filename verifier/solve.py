@@ -1,10 +1,11 @@
 """Discharges obligations by racing SMT solvers in worker processes: obligation -> `Outcome`.
 
-Scheduling (DESIGN §8): every obligation is first given to the highest-priority solver; the other
-solvers join the race for an obligation once a worker is free and the obligation is still open.
-The first definite answer (unsat = holds, sat = fails) wins and the losers are killed. Each solver
-run is its own forked process, so a solver that ignores its time limit, hangs or crashes costs only
-its own run: it is killed at the deadline, and a crash reads as `unknown`, never as an answer.
+Scheduling (DESIGN §8): obligations are taken in order, each given to every solver of the portfolio
+in priority order, `jobs` solver processes at a time (on 2 cores: Bitwuzla and Z3 race each
+obligation, and cvc5 joins when one of them gives up). The first definite answer (unsat = holds,
+sat = fails) wins and the losers are killed. Each solver run is its own forked process, so a solver
+that ignores its time limit, hangs or crashes costs only its own run: it is killed at the deadline,
+and a crash reads as `unknown`, never as an answer.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import multiprocessing
 import os
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from typing import cast
 
 from .obligations import Obligation
 from .solvers import Answer, Backend, available
@@ -100,7 +102,7 @@ def _child(conn, backend: Backend, ob: Obligation, timeout: float) -> None:
 @dataclass
 class _Run:
     proc: multiprocessing.process.BaseProcess
-    conn: object
+    conn: Connection
     ob: int
     backend: Backend
     start: float
@@ -112,12 +114,12 @@ def solve_all(obs: list[Obligation], *, jobs: int | None = None, timeout: float 
     if not backends:
         raise RuntimeError("no SMT solver available")
     jobs = max(1, jobs or os.cpu_count() or 1)
-    # Primary solver for every obligation first, then the rest of the portfolio per obligation.
-    queue = [(i, backends[0]) for i in range(len(obs))]
-    queue += [(i, b) for i in range(len(obs)) for b in backends[1:]]
+    # Obligation by obligation, each raced by the whole portfolio: no solver wins everywhere
+    # (docs/benchmarks.md), and a trivial obligation costs a few forks before its losers die.
+    queue = [(i, b) for i in range(len(obs)) for b in backends]
     queue.reverse()   # pop() from the end
     ctx = multiprocessing.get_context("fork")
-    running: dict[object, _Run] = {}
+    running: dict[Connection, _Run] = {}
     done: dict[int, Outcome] = {}
     tried: dict[int, list[tuple[str, str]]] = {i: [] for i in range(len(obs))}
     first_start: dict[int, float] = {}
@@ -153,12 +155,15 @@ def solve_all(obs: list[Obligation], *, jobs: int | None = None, timeout: float 
             now = time.monotonic()
             wake = min(r.start + timeout + GRACE for r in running.values()) - now
             for conn in wait(list(running), timeout=max(0.0, wake)):
-                r = running.pop(conn)
+                r = running.pop(cast(Connection, conn), None)
+                if r is None:   # a sibling of an obligation decided earlier in this batch: killed
+                    continue
                 try:
-                    ans = conn.recv()
+                    ans: Answer = r.conn.recv()
+                    _reap(r)
                 except (EOFError, OSError):
+                    _reap(r)
                     ans = Answer("unknown", None, f"{r.backend.name} crashed (exit code {r.proc.exitcode})")
-                _reap(r)
                 if r.ob in done:
                     continue
                 if ans.result in ("sat", "unsat"):
@@ -168,6 +173,8 @@ def solve_all(obs: list[Obligation], *, jobs: int | None = None, timeout: float 
                     settle_if_exhausted(r.ob)
             now = time.monotonic()
             for r in [r for r in running.values() if now > r.start + timeout + GRACE]:
+                if r.conn not in running:   # killed meanwhile: its obligation was settled
+                    continue
                 _kill(r)
                 del running[r.conn]
                 tried[r.ob].append((r.backend.name, "timeout"))

@@ -106,9 +106,9 @@ def parse(text: str, path: str = "<spec>", *, need_post: bool = True) -> Spec:
     except SignatureError as e:
         raise SpecError(f"{path}:{sig_text[1]}: bad signature: {e}") from None
     for fname in ("pre", "post"):
-        f = defined.get(fname)
-        if f is not None and (len(f.items) < 4 or f.items[2] != [] or f.items[3] != "Bool"):
-            raise SpecError(f"{path}:{f.line}: {fname} must be defined as (define-fun {fname} () Bool …)")
+        g = defined.get(fname)
+        if g is not None and (len(g.items) < 4 or g.items[2] != [] or g.items[3] != "Bool"):
+            raise SpecError(f"{path}:{g.line}: {fname} must be defined as (define-fun {fname} () Bool …)")
     if "post" not in defined and need_post:
         raise SpecError(f"{path}: no postcondition: add (define-fun post () Bool …) "
                         "(or compare against a reference blob with --ref)")

@@ -81,7 +81,7 @@ class _Engine(ClaripyDataMixin):
         self.ex = explorer
         # Extended IR ops on; floating point off, so FP code is reported unsupported, not guessed.
         self.state = SimpleNamespace(options={o.EXTENDED_IROP_SUPPORT}, arch=explorer.state.arch)
-        self.path: _Path | None = None
+        self.path: _Path = None  # type: ignore[assignment]  # set by run() before any handler
 
     def run(self, path: _Path, irsb: pyvex.IRSB) -> None:
         self.path = path
@@ -184,7 +184,7 @@ class Explorer:
         self.paths: list[PathResult] = []
         self.violations: list[Violation] = []
         self._blocks: dict[int, pyvex.IRSB] = {}
-        self._sp_off = self.state.arch.sp_offset
+        self._sp_off: int = self.state.arch.sp_offset  # type: ignore[assignment]
         self._current = 0
         self._symbols: dict[str, int] = {}
         self._work: list[_Path] = []
