@@ -110,6 +110,32 @@ A64 = {
 }
 A64["popcount"] = A64["p23"]
 
+# Loops over arrays (the loops/VLA issue): the obvious loop, one element per iteration.
+X86.update({
+    "sum": "xor eax, eax\n xor ecx, ecx\n l: cmp rcx, rsi\n jae d\n add eax, dword ptr [rdi + rcx*4]\n"
+           " inc rcx\n jmp l\n d: ret",
+    "copy": "xor ecx, ecx\n l: cmp rcx, rdx\n jae d\n mov al, byte ptr [rsi + rcx]\n mov byte ptr [rdi + rcx], al\n"
+            " inc rcx\n jmp l\n d: ret",
+    "max8": "mov eax, dword ptr [rdi]\n mov ecx, 1\n l: mov edx, dword ptr [rdi + rcx*4]\n cmp edx, eax\n"
+            " cmovg eax, edx\n inc rcx\n cmp rcx, 8\n jne l\n ret",
+    "strnlen": "xor eax, eax\n l: cmp rax, rsi\n jae d\n cmp byte ptr [rdi + rax], 0\n je d\n inc rax\n jmp l\n"
+               " d: ret",
+    "dot": "xor eax, eax\n xor ecx, ecx\n l: cmp rcx, rdx\n jae d\n mov r8d, dword ptr [rdi + rcx*4]\n"
+           " imul r8d, dword ptr [rsi + rcx*4]\n add eax, r8d\n inc rcx\n jmp l\n d: ret",
+})
+A64.update({
+    "sum": "mov w2, #0\n mov x3, #0\n l: cmp x3, x1\n b.hs d\n ldr w4, [x0, x3, lsl #2]\n add w2, w2, w4\n"
+           " add x3, x3, #1\n b l\n d: mov w0, w2\n ret",
+    "copy": "mov x3, #0\n l: cmp x3, x2\n b.hs d\n ldrb w4, [x1, x3]\n strb w4, [x0, x3]\n add x3, x3, #1\n"
+            " b l\n d: ret",
+    "max8": "ldr w1, [x0]\n mov x2, #1\n l: ldr w3, [x0, x2, lsl #2]\n cmp w3, w1\n csel w1, w3, w1, gt\n"
+            " add x2, x2, #1\n cmp x2, #8\n b.ne l\n mov w0, w1\n ret",
+    "strnlen": "mov x2, #0\n l: cmp x2, x1\n b.hs d\n ldrb w3, [x0, x2]\n cbz w3, d\n add x2, x2, #1\n b l\n"
+               " d: mov x0, x2\n ret",
+    "dot": "mov w3, #0\n mov x4, #0\n l: cmp x4, x2\n b.hs d\n ldr w5, [x0, x4, lsl #2]\n"
+           " ldr w6, [x1, x4, lsl #2]\n madd w3, w5, w6, w3\n add x4, x4, #1\n b l\n d: mov w0, w3\n ret",
+})
+
 ASM = {"x86_64": X86, "aarch64": A64}
 for _arch, _table in ASM.items():
     for _name, (_n, _pairs) in NETWORKS.items():

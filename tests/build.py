@@ -37,8 +37,11 @@ def have_cc(arch: str) -> bool:
 def compile_c(tmp: Path, arch: str, source: str, opt: str, name: str = "fn") -> Path:
     src = tmp / f"{name}.c"
     src.write_text(source)
-    out = tmp / f"{name}_{arch}_{opt}.o"
-    flags = [f"-{opt}", "-fno-stack-protector", "-fno-pic", "-ffreestanding", "-fno-builtin", "-c"]
+    out = tmp / f"{name}_{arch}_{opt.replace(' ', '_')}.o"
+    # -fno-tree-loop-distribute-patterns: loops stay loops instead of calls to memcpy/memset
+    # (which would need relocations), as in freestanding kernel builds.
+    flags = [f"-{opt.split()[0]}", *opt.split()[1:], "-fno-stack-protector", "-fno-pic", "-ffreestanding",
+             "-fno-builtin", "-fno-tree-loop-distribute-patterns", "-c"]
     if arch == "x86_64":
         flags.append("-fcf-protection=none")
     subprocess.run([CC[arch], *flags, str(src), "-o", str(out)], check=True, capture_output=True)

@@ -83,7 +83,7 @@ def test_symbolic_final_state_matches_unicorn(arch, name, data):
     live = [p for p in ex.paths if p.status == "returned" and smt.evaluate(p.pc, symbols, model)]
     assert len(live) == 1, "exactly one path must match a concrete state"
     memory = {DATA: b"".join(model[f"{arr}.{i}"].to_bytes(bits // 8, "little")
-                             for arr, _reg, bits, n, _c in ex.arrays for i in range(n))}
+                             for arr, _reg, bits, n, _c, _count in ex.arrays for i in range(n))}
     mu = _unicorn(arch, blob, spec, regs, memory)
     path = live[0]
     for out, term in path.outputs.items():

@@ -18,6 +18,11 @@ from .asm_library import ASM
 from .build import ARCHES, asm_file, compile_c
 
 LIBRARY_C = Path(__file__).parent / "c" / "library.c"
+LOOPS_C = Path(__file__).parent / "c" / "loops.c"
+
+
+def _c_source() -> str:
+    return LIBRARY_C.read_text() + LOOPS_C.read_text()
 SPECS = sorted(p.stem for p in spec_mod.SPEC_DIR.glob("*.smt"))
 
 
@@ -37,7 +42,7 @@ def test_hand_written_assembly_is_proven(tmp_path, arch, name):
 @pytest.fixture(scope="session")
 def library_objects(tmp_path_factory):
     d = tmp_path_factory.mktemp("libc")
-    return {(a, o): compile_c(d, a, LIBRARY_C.read_text(), o, "library") for a in ARCHES for o in ("O0", "O2")}
+    return {(a, o): compile_c(d, a, _c_source(), o, "library") for a in ARCHES for o in ("O0", "O2")}
 
 
 @pytest.mark.parametrize("opt", ["O0", "O2"])
@@ -52,7 +57,9 @@ def test_gcc_output_is_proven(library_objects, arch, opt, name):
 @pytest.fixture(scope="session")
 def native(tmp_path_factory):
     so = tmp_path_factory.mktemp("native") / "library.so"
-    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-fno-builtin", str(LIBRARY_C), "-o", str(so)], check=True)
+    src = so.with_suffix(".c")
+    src.write_text(_c_source())
+    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-fno-builtin", str(src), "-o", str(so)], check=True)
     return ctypes.CDLL(str(so))
 
 
@@ -62,7 +69,12 @@ def _call(native, spec, args):
     ctype = {8: ctypes.c_uint8, 16: ctypes.c_uint16, 32: ctypes.c_uint32, 64: ctypes.c_uint64}
     cargs, arrays = [], {}
     for p in sig.params:
-        if p.is_array:
+        if p.is_variable:
+            largest = spec.lengths[p.name]
+            arr = (ctype[p.bits] * largest)(*[args[p.name].get(i, 0) for i in range(largest)])
+            arrays[p.name] = arr
+            cargs.append(arr)
+        elif p.is_array:
             arr = (ctype[p.bits] * p.length)(*[args[n] for n in p.entry_names()])
             arrays[p.name] = arr
             cargs.append(arr)
@@ -72,7 +84,9 @@ def _call(native, spec, args):
     ret = fn(*cargs)
     out = {}
     for p in sig.params:
-        if p.is_array and not p.const:
+        if p.is_variable and not p.const:
+            out[f"{p.name}.out"] = {i: arrays[p.name][i] & ((1 << p.bits) - 1) for i in range(spec.lengths[p.name])}
+        elif p.is_array and not p.const:
             out.update({f"{p.name}.{i}.out": arrays[p.name][i] & ((1 << p.bits) - 1) for i in range(p.length)})
     if sig.ret:
         out["ret"] = ret & ((1 << sig.ret.bits) - 1)
@@ -92,8 +106,13 @@ def test_spec_agrees_with_independent_c(native, name):
     post = "(and " + " ".join(spec.post) + ")" if len(spec.post) > 1 else spec.post[0]
     checked = 0
     for trial in range(400):
-        args = {n: (rng.choice(EDGES) if trial % 3 == 0 else rng.getrandbits(names[n])) & ((1 << names[n]) - 1)
-                for n in inputs}
+        args: dict = {n: (rng.choice(EDGES) if trial % 3 == 0 else rng.getrandbits(names[n])) & ((1 << names[n]) - 1)
+                      for n in inputs if not smt.is_array(names[n])}
+        for p in spec.signature.params:   # T p[n]: the largest number of elements, and n within it
+            if p.is_variable:
+                args[p.name] = {i: rng.choice(EDGES + [rng.getrandbits(p.bits)]) & ((1 << p.bits) - 1)
+                                for i in range(spec.lengths[p.name])}
+                args[str(p.length)] = rng.randrange(spec.lengths[p.name] + 1)
         if name == "p19":   # a field mask m whose copy k places up neither overlaps it nor falls off
             args["k"] %= 32
             m = 0
@@ -108,7 +127,14 @@ def test_spec_agrees_with_independent_c(native, name):
         out = _call(native, spec, args)
         assert smt.evaluate(post, names, {**args, **out}), (name, args, out)
         key = "ret" if "ret" in out else next(iter(out))
-        bad = {**out, key: out[key] ^ 1}
+        if isinstance(out[key], dict):   # T p[n]'s p.out: perturb an element that exists
+            p = spec.signature.param(key[:-4])
+            if not args[str(p.length)]:
+                checked += 1
+                continue
+            bad = {**out, key: {**out[key], 0: out[key][0] ^ 1}}
+        else:
+            bad = {**out, key: out[key] ^ 1}
         if name != "p02" or out["ret"] in (0, 1):
             assert not smt.evaluate(post, names, {**args, **bad}), (name, args, bad)
         checked += 1

@@ -29,8 +29,9 @@ class ArrayLayout:
     name: str
     reg: str           # the argument register that carries its address (= the base symbol)
     elem_bits: int
-    length: int
+    length: int        # elements; for T p[n] the largest n that pre allows
     const: bool
+    count: str | None = None   # for T p[n]: the name of n
 
     @property
     def size(self) -> int:
@@ -51,12 +52,16 @@ class EntryState:
     sp0: BV
     stack_hi: int                         # highest stack offset (exclusive) the code may touch
 
+    @property
+    def arrays_by_name(self) -> dict[str, ArrayLayout]:
+        return {a.name: a for a in self.arrays}
+
 
 def vex_arch(name: str) -> archinfo.Arch:
     return archinfo.ArchAMD64() if name == "x86_64" else archinfo.ArchAArch64()
 
 
-def build(blob: Blob, sig: Signature, abi: Abi) -> EntryState:
+def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None = None) -> EntryState:
     arch = vex_arch(blob.arch)
     if len(sig.params) > len(abi.arg_regs):
         raise UnsupportedError(f"{sig.name} has {len(sig.params)} parameters; only the "
@@ -81,11 +86,22 @@ def build(blob: Blob, sig: Signature, abi: Abi) -> EntryState:
         off = arch.get_register_offset(reg)
         if p.is_array:
             base = entry[reg]
-            lay = ArrayLayout(p.name, reg, p.bits, int(p.length), p.const)  # type: ignore[arg-type]
+            if isinstance(p.length, str):
+                # T p[n]: the region is as large as the largest n, but only n elements of it exist:
+                # accesses are checked against n (symbolic), and placement assumptions use n too.
+                lay = ArrayLayout(p.name, reg, p.bits, (lengths or {})[p.name], p.const, p.length)
+                nparam = sig.param(p.length)
+                assert nparam is not None
+                nbits = bv(nparam.name, nparam.bits)
+                n64 = claripy.ZeroExt(64 - nparam.bits, nbits) if nparam.bits < 64 else nbits
+                nbytes = n64 * (p.bits // 8)
+            else:
+                lay = ArrayLayout(p.name, reg, p.bits, p.length, p.const)  # type: ignore[arg-type]
+                nbytes = claripy.BVV(lay.size, 64)
             arrays.append(lay)
-            regions[p.name] = Region(p.name, base, lay.size, not p.const, p.bits)
+            regions[p.name] = Region(p.name, base, lay.size, not p.const, p.bits, nbytes)
             bases[str(base.args[0])] = p.name
-            assumptions += [base != 0, base % (p.bits // 8) == 0, claripy.ULE(base, MASK64 - lay.size)]
+            assumptions += [base != 0, base % (p.bits // 8) == 0, claripy.ULE(base, MASK64 - nbytes)]
         else:
             value = _scalar_register(p, reg, abi)
             regs.put(off, value)
@@ -94,7 +110,8 @@ def build(blob: Blob, sig: Signature, abi: Abi) -> EntryState:
                 assumptions.append(claripy.ULE(bv(p.name, 8), 1))
     stack_hi = abi.ret_pops
     stack_lo = claripy.BVV(STACK_MAX + abi.red_zone, 64)
-    spans = [(r.base, claripy.BVV(r.size, 64)) for r in regions.values() if r.name != "stack"]
+    spans = [(r.base, r.length if r.length is not None else claripy.BVV(r.size, 64))
+             for r in regions.values() if r.name != "stack"]
     spans.append((sp0 - stack_lo, stack_lo + stack_hi))
     spans.append((claripy.BVV(blob.base, 64), claripy.BVV(blob.size, 64)))
     for i in range(len(spans)):

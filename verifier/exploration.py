@@ -38,5 +38,6 @@ class Exploration:
     symbols: dict[str, int]      # every symbol in any formula above -> bit width
     seconds: float
     entry_registers: dict[str, str]   # register -> entry value in terms of symbols
-    arrays: tuple[tuple[str, str, int, int, bool], ...]  # name, register, elem bits, length, const
+    # name, register, elem bits, length (largest, for T p[n]), const, length parameter (T p[n]) or None
+    arrays: tuple[tuple[str, str, int, int, bool, str | None], ...]
     return_address: str

@@ -23,6 +23,7 @@ class Region:
     size: int          # bytes (stack: unused, bounds are dynamic)
     writable: bool
     elem_bits: int = 8
+    length: BV | None = None   # bytes that exist (symbolic for T p[n]); None: all `size` bytes
 
 
 class Unplaceable(Exception):

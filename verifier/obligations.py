@@ -24,14 +24,16 @@ class Obligation:
 
 
 def build(spec: Spec, ex: Exploration, ref: Exploration | None = None) -> list[Obligation]:
-    base = _and([*ex.assumptions, *(ref.assumptions if ref else ()), spec.pre])
-    symbols = {**ex.symbols, **(ref.symbols if ref else {}), **spec.names}
+    links, internal = _array_links(ex)
+    base = _and([*ex.assumptions, *(ref.assumptions if ref else ()), *links, spec.pre])
+    symbols = {**internal, **ex.symbols, **(ref.symbols if ref else {}), **spec.names}
     out: list[Obligation] = []
     if ref is not None:
         out += _equivalence(spec, ex, ref, base, symbols)
     returned = [p for p in ex.paths if p.status == "returned"]
     for i, conj in enumerate(spec.post, 1):
-        cases = [_and([p.pc, _let(p.outputs, f"(not {conj})")]) for p in returned]
+        cases = [_and([p.pc, _let({**p.outputs, **_array_outputs(ex, p.outputs)}, f"(not {conj})")])
+                 for p in returned]
         out.append(Obligation(
             name=f"post#{i}", kind="postcondition", formula=_and([base, _or(cases)]), symbols=symbols,
             message=f"postcondition conjunct {i} fails: {' '.join(conj.split())}",
@@ -73,6 +75,33 @@ def _equivalence(spec: Spec, ex: Exploration, ref: Exploration, base: str,
             message="the reference blob itself does not behave on some input allowed by pre "
                     "(a violation, or a path that does not return), so it cannot define the right outputs",
             paths=()))
+    return out
+
+
+def _array_links(ex: Exploration) -> tuple[list[str], dict[str, int]]:
+    """For T p[n], the spec's array `p` and the explorer's element symbols p.0 … p.N-1 (N the
+    largest n pre allows) are one thing: element i of p is p.i."""
+    links, names = [], {}
+    for name, _reg, bits, length, _const, count in ex.arrays:
+        if count is None:
+            continue
+        for i in range(length):
+            links.append(f"(= {quote(f'{name}.{i}')} (select {quote(name)} (_ bv{i} 64)))")
+            names[f"{name}.{i}"] = bits
+    return links, names
+
+
+def _array_outputs(ex: Exploration, outputs: dict[str, str]) -> dict[str, str]:
+    """The spec's p.out for each non-const T p[n]: p with elements 0 … N-1 replaced by what the
+    path left in memory there; indices past N, which no access can reach, keep p's values."""
+    out = {}
+    for name, _reg, _bits, length, const, count in ex.arrays:
+        if count is None or const:
+            continue
+        arr = quote(name)
+        for i in range(length):
+            arr = f"(store {arr} (_ bv{i} 64) {outputs[f'{name}.{i}.out']})"
+        out[f"{name}.out"] = arr
     return out
 
 

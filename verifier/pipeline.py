@@ -179,6 +179,10 @@ def _path_for(ob: Obligation, ex: Exploration, model: dict[str, int]) -> int:
 def _inputs(spec: Spec, ex: Exploration, model: dict[str, int]) -> dict[str, str]:
     inputs: dict[str, str] = {}
     for p in spec.signature.params:
+        if p.is_variable:   # T p[n]: the n elements that exist, as p[0] …
+            for i in range(_count(spec, p.name, model)):
+                inputs[f"{p.name}[{i}]"] = hex(model.get(f"{p.name}.{i}", 0))
+            continue
         for n in p.entry_names():
             inputs[n] = hex(model.get(n, 0))
     symbols = {**ex.symbols, **spec.names}
@@ -193,6 +197,23 @@ def _inputs(spec: Spec, ex: Exploration, model: dict[str, int]) -> dict[str, str
     if "retaddr" in model:
         inputs["[rsp]"] = hex(model["retaddr"])
     return inputs
+
+
+def _count(spec: Spec, array: str, model: dict[str, int]) -> int:
+    p = spec.signature.param(array)
+    n = model.get(str(p.length), 0) if p is not None else 0
+    return min(n, spec.lengths.get(array, 0))
+
+
+def _spec_values(spec: Spec, model: dict[str, int], outputs: dict[str, int]) -> dict:
+    """Values of the spec's names: scalars and fixed-array elements from the model and the outputs;
+    a T p[n]'s `p` and `p.out` as {index: element} over the elements that were modelled."""
+    values: dict = {**{n: model.get(n, 0) for n in spec.names}, **outputs}
+    for array, largest in spec.lengths.items():
+        values[array] = {i: model.get(f"{array}.{i}", 0) for i in range(largest)}
+        values[f"{array}.out"] = {i: outputs.get(f"{array}.{i}.out", model.get(f"{array}.{i}", 0))
+                                  for i in range(largest)}
+    return values
 
 
 def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, model: dict[str, int],
@@ -228,8 +249,7 @@ def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, 
         if actual != predicted:
             cex["symbolic"] = {k: hex(v) for k, v in predicted.items()}
             return cex, False, _mismatch("the emulator's outputs differ from the symbolic model's", r, predicted)
-        values = {**{n: model.get(n, 0) for n in spec.names}, **actual}
-        if smt.evaluate(ob.conjunct or "true", spec.names, values):
+        if smt.evaluate(ob.conjunct or "true", spec.names, _spec_values(spec, model, actual)):
             return cex, False, "lifter-mismatch: the replayed outputs satisfy the postcondition"
         return cex, True, ""
     if ob.kind == "frame":

@@ -60,9 +60,12 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
     sp_name = "rsp" if is_x86 else "sp"
     sp0 = regs[sp_name]
     ret_addr = smt.evaluate(ex.return_address, symbols, model)
-    arrays = [(name, regs[reg], bits // 8 * n, bits, n, const) for name, reg, bits, n, const in ex.arrays]
+    # (name, base, bytes that exist, element bits, elements modelled, const); for T p[n] only the
+    # first n (the counterexample's value) of the modelled elements exist.
+    arrays = [(name, regs[reg], bits // 8 * (n if count is None else min(n, model.get(count, 0))), bits, n, const)
+              for name, reg, bits, n, const, count in ex.arrays]
     spans = [(blob.base, blob.size), (sp0 - STACK_MAX - abi.red_zone, STACK_MAX + abi.red_zone + 16)]
-    spans += [(base, size) for _, base, size, *_ in arrays]
+    spans += [(base, max(bits // 8 * n, 1)) for _, base, _size, bits, n, _ in arrays]
     if any(not 0 <= lo < lo + n <= CANONICAL for lo, n in spans) or not 0 <= ret_addr < CANONICAL:
         out.error = ("the counterexample needs addresses outside the emulator's canonical user space "
                      f"(below {CANONICAL:#x}), so it cannot be replayed")

@@ -27,7 +27,7 @@ class Param:
     ctype: str
     bits: int
     signed: bool
-    length: int | str | None = None   # None: scalar; int: fixed array; str: variable length (issue 3)
+    length: int | str | None = None   # None: scalar; int: fixed array; str: the length parameter's name
     const: bool = False
 
     @property
@@ -38,8 +38,13 @@ class Param:
     def is_bool(self) -> bool:
         return self.ctype == "bool"
 
+    @property
+    def is_variable(self) -> bool:
+        return isinstance(self.length, str)
+
     def entry_names(self) -> list[str]:
-        if not self.is_array:
+        """Spec names of the entry values: x; p.0 … p.K-1; or p itself (an SMT array) for T p[n]."""
+        if not self.is_array or self.is_variable:
             return [self.name]
         assert isinstance(self.length, int)
         return [f"{self.name}.{i}" for i in range(self.length)]
@@ -65,11 +70,11 @@ class Signature:
         return tuple(p for p in self.params if p.is_array)
 
     def declared(self) -> dict[str, int]:
-        """Every name the spec may use, with its bit width."""
+        """Every name the spec may use, with its sort (smt.Sort: a bit width, or ARRAY(w))."""
         out: dict[str, int] = {}
         for p in self.params:
             for n in p.entry_names() + p.exit_names():
-                out[n] = p.bits
+                out[n] = -p.bits if p.is_variable else p.bits
         if self.ret is not None:
             out["ret"] = self.ret.bits
         return out
@@ -77,7 +82,9 @@ class Signature:
     def describe_names(self) -> str:
         parts = []
         for p in self.params:
-            if p.is_array:
+            if p.is_variable:
+                parts.append(f"{p.name} (array of {p.length})" + ("" if p.const else f", {p.name}.out"))
+            elif p.is_array:
                 names = p.entry_names()
                 parts.append(f"{names[0]} … {names[-1]}" if len(names) > 2 else " ".join(names))
                 if p.exit_names():
@@ -109,11 +116,17 @@ def parse_signature(text: str) -> Signature:
         raise SignatureError(f"parameter name {sorted(dup)[0]!r} is used twice")
     if "ret" in names:
         raise SignatureError("a parameter may not be called 'ret': that name is the return value")
+    by_name = {p.name: p for p in params}
     for p in params:
         if isinstance(p.length, str):
-            raise SignatureError(
-                f"{p.name}[{p.length}]: variable-length arrays are not supported yet; "
-                "give a constant length, e.g. {p.ctype} {p.name}[8]")
+            n = by_name.get(p.length)
+            if n is None:
+                raise SignatureError(f"{p.name}[{p.length}]: {p.length!r} is not a parameter; the length of a "
+                                     f"variable-length array is another integer parameter, e.g. "
+                                     f"\"{p.ctype} {p.name}[n], size_t n\"")
+            if n.is_array or n.is_bool:
+                raise SignatureError(f"{p.name}[{p.length}]: the length {p.length!r} must be an integer "
+                                     "parameter, not an array or bool")
         if isinstance(p.length, int) and not 1 <= p.length <= 4096:
             raise SignatureError(f"{p.name}[{p.length}]: array length must be between 1 and 4096")
     return Signature(name=m["name"], ret=ret, params=tuple(params), text=text)

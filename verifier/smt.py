@@ -12,12 +12,45 @@ def version() -> str:
     return z3.get_version_string()
 
 
-def declarations(names: Mapping[str, int]) -> dict[str, z3.BitVecRef]:
-    return {n: z3.BitVec(n, w) for n, w in names.items()}
+# A name's sort: an int is a bit-vector width; ARRAY(w) is an array from 64-bit indices to w-bit
+# elements (the spec's variable-length arrays, DESIGN §3), encoded as -w so a sort stays an int.
+Sort = int
 
 
-def declare_text(names: Mapping[str, int]) -> str:
-    return "".join(f"(declare-fun {quote(n)} () (_ BitVec {w}))\n" for n, w in names.items())
+def ARRAY(w: int) -> Sort:
+    return -w
+
+
+def is_array(sort: Sort) -> bool:
+    return sort < 0
+
+
+def elem_bits(sort: Sort) -> int:
+    return -sort if sort < 0 else sort
+
+
+def sort_text(sort: Sort) -> str:
+    if is_array(sort):
+        return f"(Array (_ BitVec 64) (_ BitVec {-sort}))"
+    return f"(_ BitVec {sort})"
+
+
+def _z3_const(name: str, sort: Sort) -> z3.ExprRef:
+    if is_array(sort):
+        return z3.Array(name, z3.BitVecSort(64), z3.BitVecSort(-sort))
+    return z3.BitVec(name, sort)
+
+
+def declarations(names: Mapping[str, Sort]) -> dict[str, z3.ExprRef]:
+    return {n: _z3_const(n, w) for n, w in names.items()}
+
+
+def declare_text(names: Mapping[str, Sort]) -> str:
+    return "".join(f"(declare-fun {quote(n)} () {sort_text(w)})\n" for n, w in names.items())
+
+
+def has_arrays(names: Mapping[str, Sort]) -> bool:
+    return any(is_array(w) for w in names.values())
 
 
 def quote(name: str) -> str:
@@ -31,7 +64,7 @@ class ParseError(ValueError):
         self.line = line
 
 
-def parse_asserts(text: str, names: Mapping[str, int]) -> list[z3.BoolRef]:
+def parse_asserts(text: str, names: Mapping[str, Sort]) -> list[z3.BoolRef]:
     """Parse SMT-LIB `text` in which `names` are declared; return its asserted formulas."""
     try:
         vec = z3.parse_smt2_string(text, decls=declarations(names))
@@ -77,34 +110,61 @@ def free_names(f: z3.ExprRef) -> set[str]:
     return out
 
 
-def evaluate(term_text: str, names: Mapping[str, int], values: Mapping[str, int]) -> int:
-    """Evaluate a bit-vector or Bool term under concrete `values` (missing names read as 0)."""
+Values = Mapping[str, "int | Mapping[int, int]"]
+
+
+def _substitution(names: Mapping[str, Sort], values: Values) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
+    """Concrete values for every name (missing: 0); an array's value is {index: element}, 0 elsewhere."""
+    out = []
+    for n, w in names.items():
+        v = values.get(n, 0)
+        if is_array(w):
+            arr: z3.ExprRef = z3.K(z3.BitVecSort(64), z3.BitVecVal(0, -w))
+            for i, e in sorted(v.items()) if isinstance(v, Mapping) else ():
+                arr = z3.Store(arr, z3.BitVecVal(i, 64), z3.BitVecVal(e, -w))
+            out.append((_z3_const(n, w), arr))
+        else:
+            out.append((_z3_const(n, w), z3.BitVecVal(v if isinstance(v, int) else 0, w)))
+    return out
+
+
+def evaluate(term_text: str, names: Mapping[str, Sort], values: Values) -> int:
+    """Evaluate a bit-vector or Bool term under concrete `values` (missing names read as 0).
+    A closed Bool term that simplification leaves open (a quantifier) is decided by z3."""
     f = parse_asserts(f"(assert (= {term_text} {term_text}))", names)[0].arg(0)
-    subst = [(z3.BitVec(n, w), z3.BitVecVal(values.get(n, 0), w)) for n, w in names.items()]
-    r = z3.simplify(z3.substitute(f, *subst)) if subst else z3.simplify(f)
+    subst = _substitution(names, values)
+    closed = z3.substitute(f, *subst) if subst else f
+    r = z3.simplify(closed)
     if z3.is_true(r):
         return 1
     if z3.is_false(r):
         return 0
     if z3.is_bv_value(r):
         return r.as_long()
+    if z3.is_bool(r):
+        for want, probe in ((1, z3.Not(r)), (0, r)):
+            s = z3.Solver()
+            s.set("timeout", 30_000)
+            s.add(probe)
+            if s.check() == z3.unsat:
+                return want
     raise ValueError(f"term did not evaluate to a constant: {r}")
 
 
-def free_names_text(term_text: str, names: Mapping[str, int]) -> set[str]:
+def free_names_text(term_text: str, names: Mapping[str, Sort]) -> set[str]:
     f = parse_asserts(f"(assert (= {term_text} {term_text}))", names)[0]
     return free_names(f)
 
 
-def satisfied_by(formula_text: str, names: Mapping[str, int], values: Mapping[str, int], timeout: float) -> bool:
-    """Does the model `values` satisfy `formula_text`? Quantifier-free: by evaluation. With
-    quantifiers left after substitution: z3 decides the closed formula (False when it cannot)."""
-    try:
-        return evaluate(formula_text, names, values) == 1
-    except ValueError:
-        pass
+def satisfied_by(formula_text: str, names: Mapping[str, Sort], values: Values, timeout: float) -> bool:
+    """Does the model `values` satisfy `formula_text`? Names without a value (arrays a solver's
+    model does not list) stay free: the question is then whether some value of them does."""
     f = parse_asserts(f"(assert {formula_text})", names)[0]
-    closed = z3.substitute(f, *[(z3.BitVec(n, w), z3.BitVecVal(values.get(n, 0), w)) for n, w in names.items()])
+    given = {n: w for n, w in names.items() if n in values or not is_array(w)}
+    closed = z3.substitute(f, *_substitution(given, values))
+    r = z3.simplify(closed)
+    if z3.is_true(r) or z3.is_false(r):
+        return z3.is_true(r)
     s = z3.Solver()
     s.set("timeout", max(1, int(timeout * 1000)))
     s.add(closed)

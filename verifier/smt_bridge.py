@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import claripy
@@ -35,7 +36,7 @@ def z3_simplify(ast: claripy.ast.BV) -> claripy.ast.BV | None:
         return None
 
 
-def widths(asts: list[claripy.ast.Base]) -> dict[str, int]:
+def widths(asts: Sequence[claripy.ast.Base]) -> dict[str, int]:
     """Name -> bit width of every symbol in `asts`."""
     out: dict[str, int] = {}
     for a in asts:

@@ -24,10 +24,16 @@ class Answer:
     detail: str = ""               # for unknown: timeout, or the solver's reason
 
 
+def _logic(text: str) -> str:
+    quantified = "forall" in text or "exists" in text
+    arrays = "(Array " in text
+    return ("" if quantified else "QF_") + ("A" if arrays else "") + "BV"
+
+
 def _z3(text: str, names: dict[str, int], timeout: float) -> Answer:
     import z3
 
-    s = z3.SolverFor("QF_BV") if "forall" not in text and "exists" not in text else z3.Solver()
+    s = z3.SolverFor("QF_BV") if _logic(text) == "QF_BV" else z3.Solver()
     s.set("timeout", max(1, int(timeout * 1000)))
     s.set("random_seed", SEED)
     s.from_string(text)
@@ -74,8 +80,9 @@ def _cvc5(text: str, names: dict[str, int], timeout: float) -> Answer:
     s.setOption("tlimit-per", str(max(1, int(timeout * 1000))))
     sm = cvc5.SymbolManager(tm)
     p = cvc5.InputParser(s, sm)
-    logic = "BV" if ("forall" in text or "exists" in text) else "QF_BV"
-    p.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, f"(set-logic {logic})\n" + text, "obligation")
+    logic = _logic(text)
+    p.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, f"(set-logic {'ALL' if logic == 'BV' else logic})\n" + text,
+                     "obligation")
     while True:
         cmd = p.nextCommand()
         if cmd.isNull():

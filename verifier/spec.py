@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import smt
@@ -34,6 +34,7 @@ class Spec:
     post: tuple[str, ...]        # top-level conjuncts of post; empty when post is absent
     loop_bound: int
     has_post: bool
+    lengths: dict[str, int] = field(default_factory=dict)   # variable-length array -> largest n pre allows
 
     @property
     def sha256(self) -> str:
@@ -123,8 +124,53 @@ def parse(text: str, path: str = "<spec>", *, need_post: bool = True) -> Spec:
     post: tuple[str, ...] = ()
     if "post" in defined:
         post = tuple(smt.to_text(c) for c in smt.conjuncts(asserts[1]))
+    lengths = {p.name: _largest_length(sig, p.length, pre, path) for p in sig.params
+               if isinstance(p.length, str)}
     return Spec(path=path, text=text, signature=sig, pre=pre, post=post, loop_bound=loop_bound,
-                has_post="post" in defined)
+                has_post="post" in defined, lengths=lengths)
+
+
+MAX_ELEMENTS = 4096
+
+
+def _largest_length(sig: Signature, n: str, pre: str, path: str) -> int:
+    """The largest value of length parameter `n` that `pre` allows (DESIGN §3), by binary search
+    with z3; a pre that allows a negative or an unbounded n is a spec error saying how to bound it."""
+    import z3
+
+    param = sig.param(n)
+    assert param is not None
+    names = sig.declared()
+    f = smt.parse_asserts(f"(assert {pre})", names)[0]
+    v = z3.BitVec(n, param.bits)
+    hint = f"bound it in pre, e.g. (define-fun pre () Bool (bvule {n} (_ bv16 {param.bits})))"
+
+    def allows(cond) -> bool:
+        s = z3.Solver()
+        s.set("timeout", 10_000)
+        s.add(f, cond)
+        r = s.check()
+        if r == z3.unknown:
+            raise SpecError(f"{path}: cannot work out from pre how large {n} may be (the solver gave up); {hint}")
+        return r == z3.sat
+
+    if param.signed and allows(v < 0):
+        raise SpecError(f"{path}: pre allows the length {n} to be negative; require (bvsge {n} (_ bv0 {param.bits}))")
+    if not allows(v == v):
+        raise SpecError(f"{path}: pre is unsatisfiable: no caller can meet it")
+    if allows(z3.UGT(v, MAX_ELEMENTS)):
+        raise SpecError(f"{path}: pre allows the length {n} to exceed {MAX_ELEMENTS} elements (or leaves it "
+                        f"unbounded); {hint}")
+    lo, hi = 0, MAX_ELEMENTS
+    while lo < hi:                        # the largest allowed value lies in [lo, hi]
+        mid = (lo + hi + 1) // 2
+        if allows(z3.UGE(v, mid)):
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        raise SpecError(f"{path}: pre only allows {n} = 0: the array is always empty")
+    return lo
 
 
 def _strip_info(text: str) -> str:

@@ -19,7 +19,7 @@ from angr.engines.vex.claripy.datalayer import ClaripyDataMixin
 from angr.errors import SimError
 
 from . import entry as entry_mod
-from . import policy, smt_bridge
+from . import policy, smt_bridge, vexops
 from .arch import Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
@@ -128,6 +128,9 @@ class _Engine(ClaripyDataMixin):
             return args[0]
         if op in _X86_DIVMOD:
             self.ex.divide_overflow(self.path, op, args)
+        extra = vexops.lookup(op)
+        if extra is not None:
+            return extra(args)
         try:
             res = super()._perform_vex_expr_Op(op, args)
         except (SimError, claripy.ClaripyError) as e:
@@ -176,11 +179,11 @@ class Explorer:
     def __init__(self, blob: Blob, spec: Spec, abi: Abi, *, max_paths: int = MAX_PATHS,
                  progress=None):
         self.blob, self.spec, self.abi = blob, spec, abi
-        self.state = entry_mod.build(blob, spec.signature, abi)
+        self.state = entry_mod.build(blob, spec.signature, abi, spec.lengths)
         self.engine = _Engine(self)
         self.max_paths = max_paths
         self.progress = progress
-        self.pre = smt_bridge.from_text(spec.pre, spec.names) if spec.pre != "true" else None
+        self.pre = _path_pre(spec)
         self.paths: list[PathResult] = []
         self.violations: list[Violation] = []
         self._blocks: dict[int, pyvex.IRSB] = {}
@@ -217,7 +220,7 @@ class Explorer:
             entry_registers={_ARCH_NAMES.get((self.blob.arch, k), k): smt_bridge.to_text(v)
                              for k, v in self.state.entry_values.items()
                              if not v.concrete},
-            arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const) for a in self.state.arrays),
+            arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const, a.count) for a in self.state.arrays),
             return_address=smt_bridge.to_text(self.state.ret_addr),
         )
 
@@ -434,6 +437,13 @@ class Explorer:
             self._violate(path, "memory-safety", self._current, msg, claripy.true())
             raise _End("violation", msg)
         inside = claripy.ULE(off, r.size - n) if r.size >= n else claripy.false()
+        if r.length is not None and not r.length.concrete:   # T p[n]: only n elements exist
+            inside = claripy.And(inside, claripy.ULE(off + n, r.length))
+            if off.concrete and r.size >= off.concrete_value + n:
+                msg = (f"the instruction at {self._current:#x} may {what} {n} bytes past the end of {region} "
+                       f"(its {self.state.arrays_by_name[region].count} elements)")
+                self._assume(path, inside, "memory-safety", msg)
+                return region, off.concrete_value, None
         if off.concrete:
             if inside.is_true():
                 return region, off.concrete_value, None
@@ -504,7 +514,8 @@ class Explorer:
                 inside.append(claripy.And(claripy.UGE(addr, lo),
                                           claripy.ULE(addr + n, r.base + self.state.stack_hi)))
             else:
-                inside.append(claripy.And(claripy.UGE(addr, r.base), claripy.ULE(addr + n, r.base + r.size)))
+                size = r.length if r.length is not None else claripy.BVV(r.size, 64)
+                inside.append(claripy.And(claripy.UGE(addr, r.base), claripy.ULE(addr + n, r.base + size)))
         msg = f"the instruction at {self._current:#x} {what}s {n} bytes at an address outside every array " \
               "and its stack frame"
         self._violate(path, "memory-safety", self._current, msg, claripy.Not(claripy.Or(*inside)))
@@ -563,6 +574,33 @@ class Explorer:
 
     def _note_symbols(self, asts) -> None:
         self._symbols.update(smt_bridge.widths(asts))
+
+
+def _path_pre(spec: Spec) -> claripy.ast.Bool | None:
+    """`pre` as a claripy constraint for pruning infeasible paths. Conjuncts claripy cannot hold
+    (over the spec's arrays, quantified) are left out: pruning less only explores more, which is
+    sound. The bounds of every length n are added back: they follow from pre (spec.lengths)."""
+    parts = []
+    for conj in _conjunct_texts(spec):
+        try:
+            parts.append(smt_bridge.from_text(conj, spec.names))
+        except Exception:  # noqa: BLE001 - not expressible in claripy: omitted (see above)
+            continue
+    for arr, largest in spec.lengths.items():
+        p = spec.signature.param(arr)
+        n = spec.signature.param(str(p.length)) if p else None
+        if n is not None:
+            v = bv(n.name, n.bits)
+            parts.append(claripy.ULE(v, largest))
+    return claripy.And(*parts) if parts else None
+
+
+def _conjunct_texts(spec: Spec) -> list[str]:
+    if spec.pre == "true":
+        return []
+    from . import smt
+    f = smt.parse_asserts(f"(assert {spec.pre})", spec.names)[0]
+    return [smt.to_text(c) for c in smt.conjuncts(f)]
 
 
 def _element_byte(elems: list[BV], width: int, off: int) -> BV:
