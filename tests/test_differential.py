@@ -60,8 +60,12 @@ def test_symbolic_final_state_matches_unicorn(arch, name, data):
     blob, spec, ex = _exploration(arch, name)
     model: dict[str, int] = {}
     for p in spec.signature.params:
-        for n in p.entry_names():
+        # T p[n]: the explorer's element symbols p.0 … (as many as the largest n), and n within them
+        names = [f"{p.name}.{i}" for i in range(spec.lengths[p.name])] if p.is_variable else p.entry_names()
+        for n in names:
             model[n] = data.draw(st.integers(0, (1 << p.bits) - 1) | st.sampled_from([0, 1, (1 << p.bits) - 1]))
+    for arr, largest in spec.lengths.items():
+        model[str(spec.signature.param(arr).length)] = data.draw(st.integers(0, largest))
     if not smt.evaluate(spec.pre, spec.names, model):
         return
     for reg in SCRATCH[arch]:
@@ -71,8 +75,9 @@ def test_symbolic_final_state_matches_unicorn(arch, name, data):
     model["rflags" if arch == "x86_64" else "nzcv"] = data.draw(st.integers(0, (1 << 64) - 1))
     sp = STACK + 0x8000
     model.update({"rsp" if arch == "x86_64" else "sp": sp, "retaddr": RET, "x30": RET})
-    for _name, reg, *_ in ex.arrays:
-        model[reg] = DATA
+    base = {name: DATA + 0x1000 * i for i, (name, *_) in enumerate(ex.arrays)}
+    for name, reg, *_ in ex.arrays:
+        model[reg] = base[name]
     symbols = {**ex.symbols, **spec.names}
     wanted = set(SCRATCH[arch]) | {"rdi", "rsi", "rdx", "rcx", "rsp", "sp", "x0", "x30"}
     regs = {r: smt.evaluate(t, symbols, model) for r, t in ex.entry_registers.items() if r in wanted}
@@ -82,8 +87,8 @@ def test_symbolic_final_state_matches_unicorn(arch, name, data):
         regs["nzcv"] = model["nzcv"] & 0xF0000000
     live = [p for p in ex.paths if p.status == "returned" and smt.evaluate(p.pc, symbols, model)]
     assert len(live) == 1, "exactly one path must match a concrete state"
-    memory = {DATA: b"".join(model[f"{arr}.{i}"].to_bytes(bits // 8, "little")
-                             for arr, _reg, bits, n, _c, _count in ex.arrays for i in range(n))}
+    memory = {base[arr]: b"".join(model[f"{arr}.{i}"].to_bytes(bits // 8, "little") for i in range(n))
+              for arr, _reg, bits, n, _c, _count in ex.arrays}
     mu = _unicorn(arch, blob, spec, regs, memory)
     path = live[0]
     for out, term in path.outputs.items():
@@ -95,5 +100,5 @@ def test_symbolic_final_state_matches_unicorn(arch, name, data):
             arr, idx, _ = out.split(".")
             p = spec.signature.param(arr)
             w = p.bits // 8
-            got = int.from_bytes(mu.mem_read(DATA + int(idx) * w, w), "little")
+            got = int.from_bytes(mu.mem_read(base[arr] + int(idx) * w, w), "little")
         assert got == want, f"{out}: unicorn {got:#x}, symbolic {want:#x}"
