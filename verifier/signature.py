@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .smt import ARRAY
+
 TYPES: dict[str, tuple[int, bool]] = {
     **{f"int{w}_t": (w, True) for w in (8, 16, 32, 64)},
     **{f"uint{w}_t": (w, False) for w in (8, 16, 32, 64)},
@@ -74,7 +76,7 @@ class Signature:
         out: dict[str, int] = {}
         for p in self.params:
             for n in p.entry_names() + p.exit_names():
-                out[n] = -p.bits if p.is_variable else p.bits
+                out[n] = ARRAY(p.bits) if p.is_variable else p.bits
         if self.ret is not None:
             out["ret"] = self.ret.bits
         return out

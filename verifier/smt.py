@@ -25,10 +25,6 @@ def is_array(sort: Sort) -> bool:
     return sort < 0
 
 
-def elem_bits(sort: Sort) -> int:
-    return -sort if sort < 0 else sort
-
-
 def sort_text(sort: Sort) -> str:
     if is_array(sort):
         return f"(Array (_ BitVec 64) (_ BitVec {-sort}))"
@@ -47,10 +43,6 @@ def declarations(names: Mapping[str, Sort]) -> dict[str, z3.ExprRef]:
 
 def declare_text(names: Mapping[str, Sort]) -> str:
     return "".join(f"(declare-fun {quote(n)} () {sort_text(w)})\n" for n, w in names.items())
-
-
-def has_arrays(names: Mapping[str, Sort]) -> bool:
-    return any(is_array(w) for w in names.values())
 
 
 def quote(name: str) -> str:
@@ -156,10 +148,10 @@ def free_names_text(term_text: str, names: Mapping[str, Sort]) -> set[str]:
     return free_names(f)
 
 
-def satisfied_by(formula_text: str, names: Mapping[str, Sort], values: Values, timeout: float) -> bool:
-    """Does the model `values` satisfy `formula_text`? Names without a value (arrays a solver's
-    model does not list) stay free: the question is then whether some value of them does."""
-    f = parse_asserts(f"(assert {formula_text})", names)[0]
+def satisfied_by(f: z3.BoolRef, names: Mapping[str, Sort], values: Values, timeout: float) -> bool:
+    """Does the model `values` satisfy formula `f` (parsed over `names`)? Names without a value
+    (arrays a solver's model does not list) stay free: the question is then whether some value
+    of them does."""
     given = {n: w for n, w in names.items() if n in values or not is_array(w)}
     closed = z3.substitute(f, *_substitution(given, values))
     r = z3.simplify(closed)

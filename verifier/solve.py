@@ -55,11 +55,12 @@ def run_backend(backend: Backend, ob: Obligation, timeout: float, extra: str | N
         return Answer("unknown", None, f"{backend.name} failed: {type(e).__name__}: {e}"[:300])
     if ans.result == "sat":
         formula = ob.formula if extra is None else f"(and {ob.formula} {extra})"
+        f = smt.parse_asserts(f"(assert {formula})", ob.symbols)[0]
         # Solvers differ in which names a model lists; keep those the query mentions, so that a
         # counterexample shows what matters whichever solver found it.
-        used = smt.free_names_text(formula, ob.symbols)
+        used = smt.free_names(f)
         model = {n: v for n, v in (ans.model or {}).items() if n in used}
-        if not smt.satisfied_by(formula, ob.symbols, model, timeout):
+        if not smt.satisfied_by(f, ob.symbols, model, timeout):
             return Answer("unknown", None, f"{backend.name} returned a model that does not satisfy the query")
         return Answer("sat", model)
     return ans

@@ -2,7 +2,7 @@
 
 Every backend gets the same query text (declarations + one assert, QF_BV or with quantifiers) and
 answers `unsat` (the obligation holds), `sat` with a model (it fails), or `unknown` with why.
-Z3 is always there (angr needs it); Bitwuzla and cvc5 are used when their wheels are installed.
+Z3 is always there (angr needs it); Bitwuzla and cvc5 are dependencies too, and skipped if missing.
 
 Trust: a PROVEN obligation rests on the one solver that answered `unsat` first; the report and the
 result JSON name it. A `sat` answer is never trusted on its own: the model is checked against the
@@ -126,9 +126,9 @@ class Backend:
     version: Callable[[], str | None]                # None when not installed
 
 
-# Order is priority: the first available backend is tried first on every obligation; the others
-# join the race for whatever it has not settled by the time a worker is free.
-# Bitwuzla leads because it is the fastest on the library's bit-vector queries (docs/benchmarks.md).
+# Order is priority: each obligation is handed to the backends in this order while fewer than
+# --jobs solver processes run (solve.solve_all). No backend wins everywhere (docs/benchmarks.md);
+# Bitwuzla and Z3, first, are the pair that covers the library best on 2 cores.
 BACKENDS = {
     "bitwuzla": Backend("bitwuzla", "bitwuzla", _bitwuzla, _dist_version("bitwuzla")),
     "z3": Backend("z3", "z3-solver", _z3, _z3_version),
