@@ -4,7 +4,6 @@ must equal what unicorn computes from that state. A divergence is a soundness bu
 from __future__ import annotations
 
 import pytest
-import unicorn as uc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from unicorn import arm64_const as A
@@ -18,8 +17,8 @@ from verifier.symexec import explore
 
 from .asm_library import ASM
 from .build import ARCHES, BASE, assemble
+from .concrete import DATA, RET, STACK, execute
 
-DATA, STACK, RET = 0x600000, 0x7F0000, 0x2000
 SCRATCH = {"x86_64": ["rax", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11"],
            "aarch64": [f"x{i}" for i in range(1, 18)]}
 CASES = [(a, n) for a in ARCHES for n in sorted(ASM[a])]
@@ -33,24 +32,6 @@ def _exploration(arch, name):
         spec = spec_mod.load(name)
         _explored[(arch, name)] = (blob, spec, explore(blob, spec, DEFAULT_ABI[arch]))
     return _explored[(arch, name)]
-
-
-def _unicorn(arch, blob, spec, regs, memory):
-    x86 = arch == "x86_64"
-    mu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64) if x86 else uc.Uc(uc.UC_ARCH_ARM64, uc.UC_MODE_ARM)
-    for base in (BASE, DATA, STACK):
-        mu.mem_map(base, 0x10000)
-    mu.mem_write(BASE, blob.code)
-    for addr, data in memory.items():
-        mu.mem_write(addr, data)
-    for name, value in regs.items():
-        rid = getattr(X if x86 else A, f"UC_{'X86' if x86 else 'ARM64'}_REG_{name.upper()}", None)
-        if rid is not None:
-            mu.reg_write(rid, value)
-    if x86:
-        mu.mem_write(regs["rsp"], RET.to_bytes(8, "little"))
-    mu.emu_start(BASE, RET, count=10_000)
-    return mu
 
 
 @pytest.mark.parametrize("arch,name", CASES)
@@ -89,7 +70,7 @@ def test_symbolic_final_state_matches_unicorn(arch, name, data):
     assert len(live) == 1, "exactly one path must match a concrete state"
     memory = {base[arr]: b"".join(model[f"{arr}.{i}"].to_bytes(bits // 8, "little") for i in range(n))
               for arr, _reg, bits, n, _c, _count in ex.arrays}
-    mu = _unicorn(arch, blob, spec, regs, memory)
+    mu = execute(arch, blob.code, regs, memory, count=10_000)
     path = live[0]
     for out, term in path.outputs.items():
         want = smt.evaluate(term, symbols, model)

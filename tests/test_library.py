@@ -16,6 +16,7 @@ from verifier.pipeline import Options
 
 from .asm_library import ASM
 from .build import ARCHES, asm_file, compile_c
+from .concrete import draw_args
 
 LIBRARY_C = Path(__file__).parent / "c" / "library.c"
 LOOPS_C = Path(__file__).parent / "c" / "loops.c"
@@ -101,18 +102,11 @@ def test_spec_agrees_with_independent_c(native, name):
     """The spec holds of the C implementation's results, and fails for a perturbed result."""
     spec = spec_mod.load(name)
     rng = random.Random(name)
-    inputs = [n for p in spec.signature.params for n in p.entry_names()]
     names = spec.names
     post = "(and " + " ".join(spec.post) + ")" if len(spec.post) > 1 else spec.post[0]
     checked = 0
     for trial in range(400):
-        args: dict = {n: (rng.choice(EDGES) if trial % 3 == 0 else rng.getrandbits(names[n])) & ((1 << names[n]) - 1)
-                      for n in inputs if not smt.is_array(names[n])}
-        for p in spec.signature.params:   # T p[n]: the largest number of elements, and n within it
-            if p.is_variable:
-                args[p.name] = {i: rng.choice(EDGES + [rng.getrandbits(p.bits)]) & ((1 << p.bits) - 1)
-                                for i in range(spec.lengths[p.name])}
-                args[str(p.length)] = rng.randrange(spec.lengths[p.name] + 1)
+        args = draw_args(spec, rng, EDGES, edge=trial % 3 == 0)
         if name == "p19":   # a field mask m whose copy k places up neither overlaps it nor falls off
             args["k"] %= 32
             m = 0

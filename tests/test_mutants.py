@@ -73,8 +73,7 @@ def _agrees_concretely(arch: str, name: str, text: str) -> tuple[bool, str]:
     edges = [0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0xFFFF, 0x10000]
     tried = 0
     for trial in range(3000):
-        args = {n: (rng.choice(edges) if trial % 2 else rng.getrandbits(w)) & ((1 << w) - 1)
-                for p in spec.signature.params for n in p.entry_names() for w in [p.bits]}
+        args = concrete.draw_args(spec, rng, edges, edge=trial % 2 == 1)
         if not smt.evaluate(spec.pre, spec.names, args):
             continue
         tried += 1
@@ -96,3 +95,14 @@ def test_mutant_is_refuted_or_really_equivalent(tmp_path, arch, name, text):
         return
     ok, why = _agrees_concretely(arch, name, text)
     assert ok, f"PROVEN mutant disagrees with the spec on concrete input: {why}"
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_independent_check_handles_variable_length_arrays(arch):
+    # The fallback for a PROVEN mutant must judge T p[n] kernels too: the correct copy agrees,
+    # and one that stops a byte short does not.
+    assert _agrees_concretely(arch, "copy", ASM[arch]["copy"])[0]
+    short = ASM[arch]["copy"].replace("l: cmp rcx, rdx", "l: lea r9, [rcx + 1]\n cmp r9, rdx") \
+        .replace("l: cmp x3, x2", "l: add x9, x3, #1\n cmp x9, x2")
+    assert short != ASM[arch]["copy"]
+    assert not _agrees_concretely(arch, "copy", short)[0]

@@ -22,11 +22,8 @@ from pathlib import Path
 import capstone
 import lief
 import pytest
-import unicorn as uc
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from unicorn import arm64_const as A
-from unicorn import x86_const as X
 
 from verifier import smt
 from verifier import spec as spec_mod
@@ -35,10 +32,11 @@ from verifier.blob import Blob
 from verifier.symexec import explore
 
 from .build import BASE, assemble, compile_c, have_cc
+from .concrete import DATA, RET, STACK, execute
 
 LOOPS_C = (Path(__file__).parent / "c" / "loops.c").read_text()
 BUILDS = [("x86_64", "O3"), ("x86_64", "O3 -march=x86-64-v3"), ("aarch64", "O3")]
-P, M, STACK, RET = 0x600000, 0x610000, 0x7F0000, 0x2000
+P, M, SP = DATA, DATA + 0x1000, STACK + 0x8000   # the register image, the memory-operand scratch
 X86_GPRS = ["rax", "rbx", "rcx", "rdx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
 A64_GPRS = [f"x{i}" for i in range(2, 18)] + [f"x{i}" for i in range(19, 29)]
 VECTOR = re.compile(r"\b(xmm|ymm)\d+|\bv\d+\.|\bq\d+\b|\b[bhsd]\d+\b")
@@ -138,26 +136,8 @@ def _symbolic(tmp_dir: Path, arch: str, insn: str, wide: bool):
 
 def _unicorn(arch: str, code: bytes, p: bytes, m: bytes) -> tuple[bytes, bytes]:
     x86 = arch == "x86_64"
-    mu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64) if x86 else uc.Uc(uc.UC_ARCH_ARM64, uc.UC_MODE_ARM)
-    for base in (BASE, P, M, STACK):
-        mu.mem_map(base, 0x10000)
-    mu.mem_map(0, 0x10000)
-    mu.mem_write(BASE, code)
-    mu.mem_write(P, p)
-    mu.mem_write(M, m)
-    sp = STACK + 0x8000
-    if x86:
-        mu.reg_write(X.UC_X86_REG_RDI, P)
-        mu.reg_write(X.UC_X86_REG_RSI, M)
-        mu.reg_write(X.UC_X86_REG_RSP, sp - 8)
-        mu.mem_write(sp - 8, RET.to_bytes(8, "little"))
-    else:
-        mu.reg_write(A.UC_ARM64_REG_CPACR_EL1, 0x300000)   # FP/SIMD on
-        mu.reg_write(A.UC_ARM64_REG_X0, P)
-        mu.reg_write(A.UC_ARM64_REG_X1, M)
-        mu.reg_write(A.UC_ARM64_REG_SP, sp)
-        mu.reg_write(A.UC_ARM64_REG_X30, RET)
-    mu.emu_start(BASE, RET, count=10_000)
+    regs = {"rdi": P, "rsi": M, "rsp": SP - 8} if x86 else {"x0": P, "x1": M, "sp": SP}
+    mu = execute(arch, code, regs, {P: p, M: m}, count=10_000)
     return bytes(mu.mem_read(P, len(p))), bytes(mu.mem_read(M, len(m)))
 
 
@@ -208,7 +188,7 @@ def test_simd_instruction_matches_concrete_execution(tmp_path_factory, arch, ins
     pv = [data.draw(WORD) for _ in range(k)]
     mv = [data.draw(WORD) for _ in range(8)]
     model = {**{f"p.{i}": v for i, v in enumerate(pv)}, **{f"m.{i}": v for i, v in enumerate(mv)},
-             "rdi": P, "rsi": M, "x0": P, "x1": M, "rsp": STACK + 0x8000 - 8, "sp": STACK + 0x8000,
+             "rdi": P, "rsi": M, "x0": P, "x1": M, "rsp": SP - 8, "sp": SP,
              "retaddr": RET, "x30": RET}
     pb = b"".join(v.to_bytes(8, "little") for v in pv)
     mb = b"".join(v.to_bytes(8, "little") for v in mv)
