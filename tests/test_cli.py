@@ -120,6 +120,14 @@ def test_bad_arguments(tmp_path, capsys, argv, expect):
     ('(set-info :nverify-signature "void sort3(int32_t p[3])")\n(set-info :nverify-loop-bound -3)\n'
      "(define-fun post () Bool true)", "spec.smt:2: :nverify-loop-bound"),
     ("\xff\xfe", "cannot read spec"),
+    ('(set-info :nverify-signature "void f(uint8_t p[n], size_t n)")\n(define-fun post () Bool true)',
+     "pre allows the length n to exceed 4096"),
+    ('(set-info :nverify-signature "void f(uint8_t p[n], int32_t n)")\n'
+     "(define-fun pre () Bool (bvsle n #x00000008))\n(define-fun post () Bool true)", "to be negative"),
+    ('(set-info :nverify-signature "void f(uint8_t p[k], size_t n)")\n(define-fun post () Bool true)',
+     "'k' is not a parameter"),
+    ('(set-info :nverify-signature "void f(uint8_t p[n], size_t n)")\n'
+     "(define-fun pre () Bool (= n #x0000000000000000))\n(define-fun post () Bool true)", "always empty"),
 ])
 def test_bad_specs(tmp_path, capsys, text, expect):
     blob = asm_file(tmp_path, "x86_64", sort3("x86_64"))
