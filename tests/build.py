@@ -46,3 +46,56 @@ def compile_c(tmp: Path, arch: str, source: str, opt: str, name: str = "fn") -> 
         flags.append("-fcf-protection=none")
     subprocess.run([CC[arch], *flags, str(src), "-o", str(out)], check=True, capture_output=True)
     return out
+
+
+# --- Mach-O and PE/COFF fixtures: clang cross-compiles, lld links (Debian: clang lld llvm) ----------
+
+TARGETS = {("macho", "x86_64"): "x86_64-apple-macos11", ("macho", "aarch64"): "arm64-apple-macos11",
+           ("pe", "x86_64"): "x86_64-pc-windows-msvc", ("pe", "aarch64"): "aarch64-pc-windows-msvc"}
+
+
+def llvm_tool(name: str) -> str | None:
+    """An LLVM tool on PATH, or in Debian's versioned directory (ld64.lld and llvm-lipo live there)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(Path("/usr/lib").glob(f"llvm-*/bin/{name}"), key=lambda p: p.parts[3])
+    return str(versions[-1]) if versions else None
+
+
+def have_llvm() -> bool:
+    return all(llvm_tool(t) for t in ("clang", "lld-link", "ld64.lld", "llvm-lipo"))
+
+
+def clang_object(tmp: Path, fmt: str, arch: str, source: str, opt: str = "O2", name: str = "lib") -> Path:
+    """One Mach-O or COFF object from C source."""
+    src = tmp / f"{name}.c"
+    src.write_text(source)
+    out = tmp / f"{name}_{fmt}_{arch}_{opt}.o"
+    _run([llvm_tool("clang"), f"--target={TARGETS[fmt, arch]}", f"-{opt}", "-ffreestanding", "-fno-builtin",
+          "-fno-stack-protector", "-c", str(src), "-o", str(out)])
+    return out
+
+
+def link_image(tmp: Path, fmt: str, arch: str, obj: Path, exports: list[str]) -> Path:
+    """A PE DLL (lld-link, no CRT, no entry point) or a Mach-O dylib (ld64.lld)."""
+    if fmt == "pe":
+        out = obj.with_suffix(".dll")
+        _run([llvm_tool("lld-link"), "/dll", "/noentry", "/nodefaultlib",
+              f"/machine:{'x64' if arch == 'x86_64' else 'arm64'}", str(obj),
+              *[f"/export:{e}" for e in exports], f"/out:{out}"])
+    else:
+        out = obj.with_suffix(".dylib")
+        _run([llvm_tool("ld64.lld"), "-arch", "x86_64" if arch == "x86_64" else "arm64", "-dylib",
+              "-platform_version", "macos", "11.0", "11.0", "-o", str(out), str(obj)])
+    return out
+
+
+def fat_macho(tmp: Path, objs: list[Path], name: str = "fat") -> Path:
+    out = tmp / f"{name}.o"
+    _run([llvm_tool("llvm-lipo"), "-create", *map(str, objs), "-output", str(out)])
+    return out
+
+
+def _run(cmd: list) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, capture_output=True)

@@ -21,3 +21,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "aarch64" in item.name and "cc" in item.fixturenames:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def llvm():
+    """clang, lld and llvm-lipo build the Mach-O and PE fixtures: skipped on a bare developer
+    machine, but a failure under CI (where .ci/run installs them) rather than a silent skip."""
+    from .build import have_llvm
+
+    if not have_llvm():
+        if os.environ.get("CI"):
+            pytest.fail("clang/lld/llvm are not installed: .ci/run installs them (apt-get install clang lld llvm)")
+        pytest.skip("clang/lld/llvm not installed (.ci/run installs them)")

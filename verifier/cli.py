@@ -61,6 +61,14 @@ def _solvers(text: str) -> tuple[str, ...]:
     return names
 
 
+def _abi(text: str) -> str:
+    from .arch import ABIS
+
+    if text.lower() not in ABIS:
+        raise argparse.ArgumentTypeError(f"unknown ABI {text!r}: use one of {', '.join(ABIS)}")
+    return text.lower()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nverify", description="Prove that machine code meets its spec for every input.")
     p.add_argument("--version", action="version", version=f"nverify {VERSION}")
@@ -71,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--spec", required=True, help="spec file (.smt) or the name of a spec in specs/")
     pr.add_argument("--arch", help="ISA of a raw blob: x86_64 (amd64) or aarch64 (arm64)")
     pr.add_argument("--base", type=_int, help="load address of a raw blob (default 0x400000)")
+    pr.add_argument("--abi", type=_abi, help="calling convention: sysv or win64 (x86_64), aapcs64 or apple (aarch64); "
+                    "default: win64 for PE/COFF, apple for arm64 Mach-O, else sysv / aapcs64")
     pr.add_argument("--symbol", help="function to verify in an object file (default: the spec's function)")
     pr.add_argument("--ref", metavar="REF", help="prove BLOB equal to the reference blob REF on every "
                     "entry state allowed by pre (post is then optional)")
@@ -120,7 +130,7 @@ def _prove(args) -> int:
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     opts = Options(arch=args.arch, base=args.base, symbol=args.symbol, jobs=args.jobs, timeout=args.timeout,
-                   ref=args.ref, solvers=args.solver)
+                   ref=args.ref, solvers=args.solver, abi=args.abi)
     progress = _Progress(Console(stderr=True)) if sys.stderr.isatty() and not args.quiet else None
     try:
         result = prove(args.blob, args.spec, opts, progress)

@@ -108,7 +108,7 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
             entry[reg] = value
             if p.is_bool:
                 assumptions.append(claripy.ULE(bv(p.name, 8), 1))
-    stack_hi = abi.ret_pops
+    stack_hi = abi.stack_hi     # the return address, plus win64's shadow space
     stack_lo = claripy.BVV(STACK_MAX + abi.red_zone, 64)
     spans = [(r.base, r.length if r.length is not None else claripy.BVV(r.size, 64))
              for r in regions.values() if r.name != "stack"]

@@ -10,7 +10,7 @@ from . import blob as blob_mod
 from . import obligations as ob_mod
 from . import smt
 from . import spec as spec_mod
-from .arch import DEFAULT_ABI, Abi
+from .arch import Abi, select_abi
 from .blob import Blob
 from .errors import UsageError
 from .exploration import Exploration
@@ -34,6 +34,7 @@ class Options:
     replay: bool = True
     ref: str | None = None
     solvers: tuple[str, ...] | None = None   # portfolio, in priority order; None = every installed one
+    abi: str | None = None                   # None: the file format's ABI, else the ISA's default
 
 
 Progress = Callable[[str, dict], None]
@@ -53,7 +54,7 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
         if ref_blob.arch != blob.arch:
             raise UsageError(f"--ref {options.ref} is {ref_blob.arch} but {blob_path} is {blob.arch}: "
                              "compare blobs of one ISA")
-    abi = DEFAULT_ABI[blob.arch]
+    abi = select_abi(blob.arch, blob.fmt, options.abi)
     say("explore", {})
     from . import symexec  # angr is imported only when a proof is actually run
 
@@ -310,8 +311,8 @@ def _frame_breaks(r, abi: Abi, blob: Blob, ex: Exploration, model, symbols) -> s
             return f"{name} is {r.final_registers.get(name, 0):#x} after the return, " \
                    f"was {r.entry_registers.get(name, 0):#x}"
     for name in abi.vector_callee_saved:
-        if r.final_registers.get(name) != r.entry_registers.get(name, 0) & ((1 << 64) - 1):
-            return f"the low half of {name} changed"
+        if r.final_registers.get(name) != r.entry_registers.get(name, 0) & ((1 << abi.vector_saved_bits) - 1):
+            return f"the low {abi.vector_saved_bits} bits of {name} changed"
     if r.final_registers.get("df"):
         return "the direction flag is set after the return"
     return ""

@@ -64,7 +64,8 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
     # first n (the counterexample's value) of the modelled elements exist.
     arrays = [(name, regs[reg], bits // 8 * (n if count is None else min(n, model.get(count, 0))), bits, n, const)
               for name, reg, bits, n, const, count in ex.arrays]
-    spans = [(blob.base, blob.size), (sp0 - STACK_MAX - abi.red_zone, STACK_MAX + abi.red_zone + 16)]
+    spans = [(blob.base, blob.size),
+             (sp0 - STACK_MAX - abi.red_zone, STACK_MAX + abi.red_zone + abi.stack_hi + 8)]
     spans += [(base, max(bits // 8 * n, 1)) for _, base, _size, bits, n, _ in arrays]
     if any(not 0 <= lo < lo + n <= CANONICAL for lo, n in spans) or not 0 <= ret_addr < CANONICAL:
         out.error = ("the counterexample needs addresses outside the emulator's canonical user space "
@@ -120,7 +121,7 @@ def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int,
     visits: dict[int, int] = {}
     pending: list[tuple[int, int, int, bool, int]] = []
     cur = {"addr": blob.entry, "sp": sp0, "ret": False}
-    stack_hi = sp0 + abi.ret_pops
+    stack_hi = sp0 + abi.stack_hi
 
     def stop(kind: str, addr: int, msg: str) -> None:
         out.events.append((kind, addr, msg))
@@ -212,7 +213,8 @@ def _collect(mu, blob: Blob, abi: Abi, out: Replay, arrays) -> None:
         rid = _reg_id(blob.arch, name)
         if rid is not None:
             v = mu.reg_read(rid)
-            out.final_registers[name] = v if name not in abi.vector_callee_saved else v & ((1 << 64) - 1)
+            vmask = (1 << abi.vector_saved_bits) - 1
+            out.final_registers[name] = v if name not in abi.vector_callee_saved else v & vmask
     if blob.arch == "x86_64":
         out.final_registers["df"] = (mu.reg_read(X.UC_X86_REG_EFLAGS) >> 10) & 1
     for name, base, _size, bits, n, const in arrays:

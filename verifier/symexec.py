@@ -391,10 +391,11 @@ class Explorer:
             off = st.arch.get_register_offset(name)
             checks.append((f"does not restore callee-saved register {name}",
                            regs.get(off, 8) != st.entry_values[name]))
+        vbits = self.abi.vector_saved_bits
         for name in self.abi.vector_callee_saved:
             off = st.arch.get_register_offset(name)
-            checks.append((f"does not restore the low 64 bits of callee-saved register {name}",
-                           regs.get(off, 8) != claripy.Extract(63, 0, st.entry_values[name])))
+            checks.append((f"does not restore the low {vbits} bits of callee-saved register {name}",
+                           regs.get(off, vbits // 8) != claripy.Extract(vbits - 1, 0, st.entry_values[name])))
         if self.blob.arch == "x86_64":
             off = st.arch.get_register_offset("dflag")
             checks.append(("returns with the direction flag set", regs.get(off, 8) != 1))
