@@ -90,8 +90,39 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated solvers to race, in priority order (default: bitwuzla,z3,cvc5, "
                     "those installed)")
     pr.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout)")
+    pr.add_argument("--sign", metavar="KEY", help="on PROVEN, sign an attestation with this private key "
+                    "(needs --emit)")
+    pr.add_argument("--emit", metavar="DIR", help="on PROVEN, write NAME.bin, NAME.o and the signed "
+                    "NAME.bin.intoto.json into DIR (needs --sign)")
+    pr.add_argument("--provenance", metavar="JSON", help="a JSON file describing who generated the blob; "
+                    "copied into the attestation")
     pr.add_argument("--quiet", "-q", action="store_true", help="no terminal summary")
     sub.add_parser("specs", help="list the specs shipped in the library")
+    kg = sub.add_parser("keygen", help="make a signing key pair",
+                        description="Write PREFIX.key (PEM, mode 0600) and PREFIX.pub (PEM).")
+    kg.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the two files")
+    kg.add_argument("--type", default="ecdsa-p256", choices=["ecdsa-p256", "ed25519"],
+                    help="key type (default ecdsa-p256, cosign's default)")
+    kg.add_argument("--force", action="store_true", help="replace existing files")
+    ck = sub.add_parser("check", help="check a file against its signed attestation",
+                        description="Exit 0 only if ATT's signature verifies with PUB, FILE is one of its "
+                        "subjects, the attested verdict is proven and (with --spec) SPEC is the spec it "
+                        "was proven against; otherwise exit 1 with the reason.")
+    ck.add_argument("file", help="the file to check (NAME.bin or NAME.o)")
+    ck.add_argument("--attestation", required=True, metavar="ATT", help="the DSSE envelope (NAME.bin.intoto.json)")
+    ck.add_argument("--key", required=True, metavar="PUB", help="the signer's public key (PEM)")
+    ck.add_argument("--spec", help="require this spec (file or library name)")
+    gt = sub.add_parser("gate", help="check every blob of a manifest (CI gate)",
+                        description="Every blob in the manifest must carry a valid attestation for its current "
+                        "bytes, spec and options (or, with --prove-missing, be proven now). Exit 0 if all pass, "
+                        "1 if any fails, 2 for a malformed manifest.")
+    gt.add_argument("--manifest", default="nverify.toml", help="the manifest (default nverify.toml)")
+    gt.add_argument("--sarif", metavar="PATH", help="write a SARIF 2.1.0 report (GitHub code scanning)")
+    gt.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
+    gt.add_argument("--jobs", type=_jobs, help="blobs checked in parallel (default: number of cores)")
+    gt.add_argument("--prove-missing", action="store_true",
+                    help="prove blobs whose attestation is missing or stale (results cached by content hash)")
+    gt.add_argument("--quiet", "-q", action="store_true", help="print failures only")
     return p
 
 
@@ -102,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             return _prove(args)
         if args.command == "specs":
             return _specs()
+        if args.command == "keygen":
+            return _keygen(args)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "gate":
+            return _gate(args)
         build_parser().print_help()
         return EXIT_USAGE
     except NVerifyError as e:
@@ -127,6 +164,7 @@ def _prove(args) -> int:
 
     if args.json and args.json != "-":
         _check_writable(args.json)
+    signing = _signing(args)
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     opts = Options(arch=args.arch, base=args.base, symbol=args.symbol, jobs=args.jobs, timeout=args.timeout,
@@ -138,11 +176,90 @@ def _prove(args) -> int:
         if progress:
             progress.stop()
     data = result.to_json()
+    if signing is not None and result.exit_code == 0:
+        from .emit import emit
+
+        key, provenance = signing
+        written = emit(args.emit, result.code, data, result.spec_text, key, provenance)
+        data["emitted"] = [str(p) for p in written]
     if args.json:
         _write_json(args.json, data)
     if not args.quiet:
         terminal.render(data, console)
     return result.exit_code
+
+
+def _signing(args):
+    """Validate --sign/--emit/--provenance before the proof, so a bad key costs no proof time."""
+    if args.sign is None and args.emit is None:
+        if args.provenance is not None:
+            raise UsageError("--provenance goes into the attestation: it needs --sign and --emit")
+        return None
+    if args.sign is None or args.emit is None:
+        raise UsageError("--sign KEY and --emit DIR go together: an emitted blob is always signed")
+    from .attest import load_private_key
+
+    key = load_private_key(args.sign)
+    emit_dir = Path(args.emit)
+    if emit_dir.exists() and not emit_dir.is_dir():
+        raise UsageError(f"--emit {args.emit}: exists and is not a directory")
+    provenance = None
+    if args.provenance is not None:
+        try:
+            provenance = json.loads(Path(args.provenance).read_text())
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--provenance {args.provenance}: not a readable JSON file ({e})") from None
+    return key, provenance
+
+
+def _gate(args) -> int:
+    import time
+
+    from reports import gate as gate_reports
+
+    from . import gate
+
+    t0 = time.monotonic()
+    for opt in (args.sarif, args.junit):
+        if opt:
+            _check_writable(opt)
+    manifest = gate.load_manifest(args.manifest)
+    outcomes = gate.run(manifest, jobs=args.jobs, prove_missing=args.prove_missing)
+    seconds = time.monotonic() - t0
+    root = manifest.path.resolve().parent
+    if args.sarif:
+        _write_json(args.sarif, gate_reports.sarif(outcomes, root, VERSION))
+    if args.junit:
+        _write_bytes(args.junit, gate_reports.junit(outcomes, seconds))
+    failed = [o for o in outcomes if not o.passed]
+    for o in outcomes:
+        if not o.passed or not args.quiet:
+            print(f"{'PASS' if o.passed else 'FAIL'}  {o.entry.name}  [{o.status}] {o.message}")
+    print(f"nverify gate: {len(outcomes) - len(failed)}/{len(outcomes)} blobs pass ({seconds:.2f} s)"
+          + ("" if not failed else f"; {len(failed)} fail"))
+    return 1 if failed else 0
+
+
+def _keygen(args) -> int:
+    from .attest import keygen
+
+    key, pub = keygen(args.out, args.type, args.force)
+    print(f"wrote {key} (private, mode 0600) and {pub} (public)")
+    return 0
+
+
+def _check(args) -> int:
+    from .attest import CheckFailed, check
+
+    try:
+        r = check(args.file, args.attestation, args.key, args.spec)
+    except CheckFailed as e:
+        print(f"nverify: check failed: {e}", file=sys.stderr)
+        return 1
+    pred = r.statement["predicate"]
+    print(f"OK: {args.file} is {r.subject}, proven {pred.get('function')} against spec "
+          f"sha256 {str((pred.get('spec') or {}).get('sha256'))[:16]}… ({pred.get('arch')}, {pred.get('abi')})")
+    return 0
 
 
 def _specs() -> int:
@@ -166,11 +283,15 @@ def _write_json(path: str, data: dict) -> None:
     if path == "-":
         sys.stdout.write(text)
         return
+    _write_bytes(path, text.encode())
+
+
+def _write_bytes(path: str, data: bytes) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, target)   # all or nothing: never a half-written result file
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

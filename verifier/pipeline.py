@@ -66,6 +66,7 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
                          on_done=lambda o: say("solved", {"name": o.name, "result": o.result}))
     result = decide(blob, spec, abi, ex, obs, outcomes, options, ref_blob, ref)
     result.seconds = time.monotonic() - t0
+    result.code, result.spec_text = blob.code, spec.text
     return result
 
 

@@ -70,7 +70,7 @@ def resolve(name: str) -> Path:
 def load(name: str, *, need_post: bool = True) -> Spec:
     path = resolve(name)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")   # no newline translation: sha256 is the file's
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"{path}: cannot read spec: {e}") from None
     return parse(text, str(path), need_post=need_post)

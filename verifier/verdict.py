@@ -57,6 +57,9 @@ class Result:
     paths: int = 0
     trace: list[int] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    # Not part of the result JSON: what emission and attestation need besides it.
+    code: bytes = field(default=b"", repr=False)
+    spec_text: str = field(default="", repr=False)
 
     @property
     def exit_code(self) -> int:
