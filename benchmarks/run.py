@@ -184,8 +184,10 @@ NOTES = """
   on the sort permutation counts (0.1 s vs 1 s).
 - About 1-1.3 s of every figure is the fixed floor: Python start-up, importing angr (0.8 s)
   and the unicorn replay; `nverify --help` imports none of them.
-- p20 on aarch64 sits close to its 3 s target: 2.8 s in this run, 3.3 s in an earlier quiet
-  run. One obligation dominates it (the division, Z3 1.2 s, Bitwuzla 1.9 s).
+- p20 on aarch64 sits close to its 3 s target: 2.6 and 2.8 s in two quiet runs on 2026-11-21,
+  3.3 s in an earlier one. One obligation dominates it (the division: Z3 1.2 s, Bitwuzla 1.9 s).
+- The trust chain is far inside its targets: `nverify check` imports neither angr nor the
+  solvers, and the gate checks attestations (sha256 and one signature each) on threads.
 - Loops: the slowest fixture is gcc's -O3 byte copy with n <= 16 (about 6 s, 25 paths: the
   vector body, the scalar tail and the size checks, for each length). No loop fixture comes
   within a factor of four of its 30 s target; path counts stay in the tens because each
