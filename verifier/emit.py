@@ -77,6 +77,7 @@ def statement(result: dict, spec_text: str, files: dict[str, bytes], provenance:
     subjects = [{"name": n, "digest": {"sha256": hashlib.sha256(d).hexdigest()}} for n, d in files.items()]
     predicate = {
         "verdict": result["verdict"],
+        "message": result.get("message", ""),
         "function": result["spec"]["function"],
         "blob": result["blob"],
         "spec": {"sha256": result["spec"]["sha256"], "path": result["spec"]["path"], "text": spec_text},
@@ -84,6 +85,7 @@ def statement(result: dict, spec_text: str, files: dict[str, bytes], provenance:
         "abi": result["abi"],
         "options": result["options"],
         "paths": result["paths"],
+        "model": result.get("model"),
         "obligations": result["obligations"],
         "seconds": result["seconds"],
         "tools": versions(),

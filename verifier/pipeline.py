@@ -12,6 +12,7 @@ from . import smt
 from . import spec as spec_mod
 from .arch import Abi, select_abi
 from .blob import Blob
+from .describe import machine_model
 from .errors import UsageError
 from .exploration import Exploration
 from .obligations import Obligation
@@ -76,10 +77,12 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
     rows = [ObligationRow(o.name, o.kind, o.result if o.kind in REFUTING else _unknown_row(o),
                           o.solver, o.seconds, o.detail) for o in outcomes]
     res = Result(verdict=Verdict.PROVEN, reason=None, message="", blob=_blob_info(blob),
-                 spec={"sha256": spec.sha256, "path": spec.path, "function": spec.signature.name},
+                 spec={"sha256": spec.sha256, "path": spec.path, "function": spec.signature.name,
+                       "text": spec.text},
                  abi=abi.name, obligations=rows, seconds=0.0, paths=len(ex.paths),
                  options={"timeout": options.timeout, "loop_bound": spec.loop_bound,
                           "solvers": {b.name: b.version() for b in available(_solvers(options))}})
+    res.model = machine_model(spec, abi, blob.arch)
     if ref_blob is not None:
         res.options["ref"] = {"path": ref_blob.source, "sha256": ref_blob.sha256}
     by_name = {o.name: o for o in obs}
@@ -131,7 +134,7 @@ def _unknown_row(o: Outcome) -> str:
 
 def _blob_info(blob: Blob) -> dict:
     info = {"sha256": blob.sha256, "arch": blob.arch, "size": blob.size, "path": blob.source,
-            "base": hex(blob.base), "format": blob.fmt}
+            "base": hex(blob.base), "format": blob.fmt, "code": blob.code.hex()}
     if blob.name:
         info["symbol"] = blob.name
     return info

@@ -57,6 +57,7 @@ class Result:
     paths: int = 0
     trace: list[int] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)   # the machine model, instantiated (describe.py)
     # Not part of the result JSON: what emission and attestation need besides it.
     code: bytes = field(default=b"", repr=False)
     spec_text: str = field(default="", repr=False)
@@ -80,6 +81,8 @@ class Result:
         if self.trace:
             out["trace"] = [hex(a) for a in self.trace]
         out["options"] = self.options
+        if self.model:
+            out["model"] = self.model
         out["seconds"] = round(self.seconds, 3)
         return out
 
