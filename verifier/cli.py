@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import EXIT_USAGE, NVerifyError, UsageError
@@ -96,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "NAME.bin.intoto.json into DIR (needs --sign)")
     pr.add_argument("--provenance", metavar="JSON", help="a JSON file describing who generated the blob; "
                     "copied into the attestation")
+    pr.add_argument("--report", metavar="PATH", help="write an audit report; .html, .md or .pdf decides the format")
     pr.add_argument("--quiet", "-q", action="store_true", help="no terminal summary")
+    rp = sub.add_parser("report", help="render an audit report from a saved result or an attestation",
+                        description="Render RESULT (a result saved with --json, or a NAME.bin.intoto.json "
+                        "attestation) as an audit report; the extension of --out decides the format.")
+    rp.add_argument("result", help="result JSON or attestation")
+    rp.add_argument("--out", required=True, metavar="PATH", help="report file: .html, .md or .pdf")
     sub.add_parser("specs", help="list the specs shipped in the library")
     kg = sub.add_parser("keygen", help="make a signing key pair",
                         description="Write PREFIX.key (PEM, mode 0600) and PREFIX.pub (PEM).")
@@ -139,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if args.command == "gate":
             return _gate(args)
+        if args.command == "report":
+            return _report(args)
         build_parser().print_help()
         return EXIT_USAGE
     except NVerifyError as e:
@@ -164,6 +171,8 @@ def _prove(args) -> int:
 
     if args.json and args.json != "-":
         _check_writable(args.json)
+    if args.report:
+        _reporting(lambda: __import__("reports").check_target(args.report))
     signing = _signing(args)
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
@@ -184,9 +193,33 @@ def _prove(args) -> int:
         data["emitted"] = [str(p) for p in written]
     if args.json:
         _write_json(args.json, data)
+    if args.report:
+        import reports
+
+        _reporting(lambda: reports.write(data, args.report))
     if not args.quiet:
         terminal.render(data, console)
     return result.exit_code
+
+
+def _reporting(action):
+    """Run a report step; a report that cannot be written is an input error, with its reason."""
+    import reports
+
+    try:
+        return action()
+    except reports.ReportError as e:
+        raise UsageError(str(e)) from None
+
+
+def _report(args) -> int:
+    import reports
+
+    _reporting(lambda: reports.check_target(args.out))
+    result, facts = _reporting(lambda: reports.load_input(args.result))
+    _reporting(lambda: reports.write(result, args.out, facts))
+    print(f"wrote {args.out} ({result.get('verdict')} {(result.get('spec') or {}).get('function')})")
+    return 0
 
 
 def _signing(args):
@@ -287,15 +320,9 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)   # all or nothing: never a half-written result file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .attest import write_files
+
+    write_files({Path(path): (data, 0o644)})   # all or nothing: never a half-written file
 
 
 class _Progress:
