@@ -103,6 +103,25 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("result", help="result JSON or attestation")
     rp.add_argument("--out", required=True, metavar="PATH", help="report file: .html, .md or .pdf")
     sub.add_parser("specs", help="list the specs shipped in the library")
+    sub.add_parser("generators", help="list the installed generators (built-in and plugins)")
+    sy = sub.add_parser("synth", help="generate code for a spec and prove it (CEGIS)",
+                        description="Run a generator, verify every candidate with the full pipeline, feed the "
+                        "verifier's counterexamples back, and end with the best PROVEN candidate (exit 0) or "
+                        "exit 3 with what was tried.")
+    sy.add_argument("--spec", required=True, help="spec file (.smt) or the name of a spec in specs/")
+    sy.add_argument("--arch", required=True, help="x86_64 (amd64) or aarch64 (arm64)")
+    sy.add_argument("--generator", required=True, metavar="NAME", help="see 'nverify generators'")
+    sy.add_argument("--from", dest="source", metavar="FILE",
+                    help="input for the generator: hand's candidate, or the program to optimise ('-' = stdin)")
+    sy.add_argument("--budget", type=_positive, default=60.0, help="seconds for the whole search (default 60)")
+    sy.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
+    sy.add_argument("--jobs", type=_jobs, default=1, help="parallel chains / solver processes (default 1)")
+    sy.add_argument("--abi", type=_abi, help="calling convention (default: the ISA's)")
+    sy.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
+    sy.add_argument("--sign", metavar="KEY", help="sign the proven result (needs --emit)")
+    sy.add_argument("--emit", metavar="DIR", help="write NAME.bin, NAME.o and the attestation (needs --sign)")
+    sy.add_argument("--json", metavar="PATH", help="write the outcome as JSON ('-' for stdout)")
+    sy.add_argument("--quiet", "-q", action="store_true", help="no terminal summary")
     kg = sub.add_parser("keygen", help="make a signing key pair",
                         description="Write PREFIX.key (PEM, mode 0600) and PREFIX.pub (PEM).")
     kg.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the two files")
@@ -138,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             return _prove(args)
         if args.command == "specs":
             return _specs()
+        if args.command == "generators":
+            return _generators()
+        if args.command == "synth":
+            return _synth(args)
         if args.command == "keygen":
             return _keygen(args)
         if args.command == "check":
@@ -271,6 +294,86 @@ def _gate(args) -> int:
     print(f"nverify gate: {len(outcomes) - len(failed)}/{len(outcomes)} blobs pass ({seconds:.2f} s)"
           + ("" if not failed else f"; {len(failed)} fail"))
     return 1 if failed else 0
+
+
+def _generators() -> int:
+    from generators import registry
+
+    for name, e in sorted(registry().items()):
+        if e.error:
+            print(f"{name:<12} {'-':<8} {e.origin:<20} BROKEN: {e.error}")
+            continue
+        try:
+            gen = e.load()
+            print(f"{name:<12} {getattr(gen, 'version', '?'):<8} {e.origin:<20} {getattr(gen, 'description', '')}")
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not hide the others
+            print(f"{name:<12} {'-':<8} {e.origin:<20} BROKEN: {exc}")
+    return 0
+
+
+def _synth(args) -> int:
+    from rich.console import Console
+
+    from generators import Task, create
+    from generators.synth import run
+    from reports import terminal
+
+    from .arch import canonical_arch
+    from .spec import load
+
+    if args.json and args.json != "-":
+        _check_writable(args.json)
+    arch = canonical_arch(args.arch)
+    spec = load(args.spec)
+    signing = _signing(argparse.Namespace(sign=args.sign, emit=args.emit, provenance=None))
+    gen = create(args.generator)
+    task = Task(spec=spec, arch=arch, seed=args.seed, budget=args.budget, jobs=args.jobs, source=args.source)
+    status = _SynthStatus(Console(stderr=True), gen.name) if sys.stderr.isatty() and not args.quiet else None
+    try:
+        out = run(gen, task, abi=args.abi, timeout=args.timeout, progress=status)
+    finally:
+        if status:
+            status.stop()
+    best = out.best.to_json() if out.best is not None else None
+    size = len(out.best_candidate.code) if out.best_candidate is not None else 0
+    if out.best is not None and best is not None and signing is not None:
+        from .emit import emit
+
+        key, _ = signing
+        best["emitted"] = [str(p) for p in emit(args.emit, out.best.code, best, out.best.spec_text, key,
+                                                out.provenance)]
+    data = {"nverify": VERSION, "command": "synth", "verdict": "proven" if best else "unknown",
+            "provenance": out.provenance, "result": best, "tried": out.tried}
+    if args.json:
+        _write_json(args.json, data)
+    console = Console(stderr=args.json == "-")
+    if not args.quiet:
+        if best is not None:
+            terminal.render(best, console)
+        console.print(f"synth {gen.name}: {out.proposals} proposals, {out.verified} verified in "
+                      f"{out.seconds:.1f} s; " + (f"best PROVEN candidate {size} bytes"
+                                                  if best else "no candidate was proven"))
+        if best is None:
+            for t in out.tried[-10:]:
+                console.print(f"  {t['verdict']:<8} {t['reason'] or '':<16} {t['size']:>4} bytes  {t['message']}")
+    return 0 if best is not None else 3
+
+
+class _SynthStatus:
+    def __init__(self, console, name: str):
+        from rich.status import Status
+
+        self.name = name
+        self.status = Status(f"synth {name}: starting", console=console)
+        self.status.start()
+
+    def __call__(self, s: dict) -> None:
+        cost = "—" if s["best_cost"] is None else f"{s['best_cost']:g}"
+        self.status.update(f"synth {self.name}: {s['elapsed']:.1f} s, {s['proposals']} proposals "
+                           f"({s['rate']:.0f}/s), best cost {cost}, {s['verified']} verified, {s['proven']} proven")
+
+    def stop(self) -> None:
+        self.status.stop()
 
 
 def _keygen(args) -> int:
