@@ -75,8 +75,9 @@ class Entry:
 
 def _builtins() -> dict[str, Entry]:
     from .hand import Hand
+    from .stoke import Stoke
 
-    return {"hand": Entry("hand", "built-in", Hand)}
+    return {"hand": Entry("hand", "built-in", Hand), "stoke": Entry("stoke", "built-in", Stoke)}
 
 
 def registry() -> dict[str, Entry]:
