@@ -136,79 +136,48 @@ def run(prog: list[Insn | None], regs: list[int], arch: str = "x86_64") -> int:
 
 # --- rendering ----------------------------------------------------------------------------------
 
-X86 = ["eax", "ecx", "edx", "esi", "edi", "r8d"]
-X86_8 = ["al", "cl", "dl", "sil", "dil", "r8b"]
 A64_CC = {"e": "eq", "ne": "ne", "b": "lo", "ae": "hs", "l": "lt", "ge": "ge", "le": "le", "g": "gt"}
+# x86-64: r0 = eax (the result), r1… = edi, esi, edx (the arguments), then ecx, r8d as scratch.
+# AArch64: r0… = w0, w1, …: the first argument arrives in the result register.
+X86_REGS = ["eax", "edi", "esi", "edx", "ecx", "r8d"]
+X86_LOW = {"eax": "al", "edi": "dil", "esi": "sil", "edx": "dl", "ecx": "cl", "r8d": "r8b"}
+TEMPLATES = {
+    "x86_64": {
+        **{op: f"{op} {{d}}, {{s}}" for op in ("mov", "add", "sub", "and", "or", "xor", "cmp", "popcnt")},
+        **{op: f"{op[:-1]} {{d}}, {{imm}}" for op in ("movi", "addi", "subi", "andi", "cmpi")},
+        "not": "not {d}", "neg": "neg {d}", "mul": "imul {d}, {s}",
+        **{op: f"{op} {{d}}, {{imm}}" for op in ("shl", "shr", "sar")},
+        **{f"cmov{c}": f"cmov{c} {{d}}, {{s}}" for c in CONDS},
+        **{f"set{c}": f"set{c} {{low}}\nmovzx {{d}}, {{low}}" for c in CONDS},
+    },
+    # flags only from subs/cmp/negs, as the evaluator's model for AArch64 says (FLAG_SETTERS)
+    "aarch64": {
+        "mov": "mov {d}, {s}", "movi": "mov {d}, #{imm}", "add": "add {d}, {d}, {s}", "and": "and {d}, {d}, {s}",
+        "xor": "eor {d}, {d}, {s}", "or": "orr {d}, {d}, {s}", "sub": "subs {d}, {d}, {s}",
+        "addi": "add {d}, {d}, #{imm}", "subi": "subs {d}, {d}, #{imm}", "andi": "and {d}, {d}, #{imm}",
+        "cmp": "cmp {d}, {s}", "cmpi": "cmp {d}, #{imm}", "not": "mvn {d}, {d}", "neg": "negs {d}, {d}",
+        "shl": "lsl {d}, {d}, #{imm}", "shr": "lsr {d}, {d}, #{imm}", "sar": "asr {d}, {d}, #{imm}",
+        "mul": "mul {d}, {d}, {s}",
+        **{f"cmov{c}": f"csel {{d}}, {{s}}, {{d}}, {A64_CC[c]}" for c in CONDS},
+        **{f"set{c}": f"cset {{d}}, {A64_CC[c]}" for c in CONDS},
+    },
+}
 
 
 def render(prog: list[Insn | None], arch: str, nregs: int) -> str:
-    """Assembly for `prog`; the registers are renamed so that r0 is the return register and
-    r1… the argument registers in order, as the ABI has them."""
-    if arch == "x86_64":
-        # r0 = eax (result); r1.. = edi, esi, edx (arguments) then ecx, r8d as scratch
-        names = ["eax", "edi", "esi", "edx", "ecx", "r8d"][:nregs]
-        low = {"eax": "al", "edi": "dil", "esi": "sil", "edx": "dl", "ecx": "cl", "r8d": "r8b"}
-        out = []
-        for i in prog:
-            if i is None:
-                continue
-            d, s = names[i.d], names[i.s]
-            op = i.op
-            if op in ("mov", "add", "sub", "and", "or", "xor", "cmp"):
-                out.append(f"{op} {d}, {s}")
-            elif op in ("movi", "addi", "subi", "andi", "cmpi"):
-                out.append(f"{op[:-1]} {d}, {i.imm}")
-            elif op in ("not", "neg"):
-                out.append(f"{op} {d}")
-            elif op in ("shl", "shr", "sar"):
-                out.append(f"{op} {d}, {i.imm}" if i.imm else "nop")
-            elif op == "mul":
-                out.append(f"imul {d}, {s}")
-            elif op == "popcnt":
-                out.append(f"popcnt {d}, {s}")
-            elif op.startswith("cmov"):
-                out.append(f"cmov{op[4:]} {d}, {s}")
-            elif op.startswith("set"):
-                out += [f"set{op[3:]} {low[d]}", f"movzx {d}, {low[d]}"]
-        return "\n".join(out + ["ret"])
-    names = [f"w{k}" for k in range(nregs)]
+    """Assembly for `prog`, with the evaluator's registers renamed to the ABI's."""
+    names = X86_REGS[:nregs] if arch == "x86_64" else [f"w{k}" for k in range(nregs)]
     out = []
     for i in prog:
         if i is None:
             continue
-        d, s, op = names[i.d], names[i.s], i.op
-        if op == "mov":
-            out.append(f"mov {d}, {s}")
-        elif op == "movi":
-            out.append(f"mov {d}, #{i.imm}")
-        elif op in ("add", "and", "xor", "or"):
-            out.append(f"{ {'and': 'and', 'xor': 'eor', 'or': 'orr', 'add': 'add'}[op] } {d}, {d}, {s}")
-        elif op == "sub":
-            out.append(f"subs {d}, {d}, {s}")
-        elif op == "addi":
-            out.append(f"add {d}, {d}, #{i.imm}")
-        elif op == "subi":
-            out.append(f"subs {d}, {d}, #{i.imm}")
-        elif op == "andi":
-            out.append(f"and {d}, {d}, #{i.imm}" if i.imm not in (0, M32) else f"mov {d}, #0")
-        elif op == "cmp":
-            out.append(f"cmp {d}, {s}")
-        elif op == "cmpi":
-            out.append(f"cmp {d}, #{i.imm}")
-        elif op == "not":
-            out.append(f"mvn {d}, {d}")
-        elif op == "neg":
-            out.append(f"negs {d}, {d}")
-        elif op in ("shl", "shr", "sar"):
-            out.append(f"{ {'shl': 'lsl', 'shr': 'lsr', 'sar': 'asr'}[op] } {d}, {d}, #{i.imm}")
-        elif op == "mul":
-            out.append(f"mul {d}, {d}, {s}")
-        elif op.startswith("cmov"):
-            out.append(f"csel {d}, {s}, {d}, {A64_CC[op[4:]]}")
-        elif op.startswith("set"):
-            out.append(f"cset {d}, {A64_CC[op[3:]]}")
-        else:
-            raise ValueError(f"{op} is not in the AArch64 pool")
+        template = TEMPLATES[arch].get(i.op)
+        if template is None:
+            raise ValueError(f"{i.op} is not in the {arch} pool")
+        if i.op == "andi" and i.imm == 0 and arch == "aarch64":
+            template = "mov {d}, #0"          # and with 0 has no logical-immediate encoding
+        d = names[i.d]
+        out.append(template.format(d=d, s=names[i.s], imm=i.imm, low=X86_LOW.get(d, "")))
     return "\n".join(out + ["ret"])
 
 
