@@ -31,6 +31,7 @@ class Task:
     arch: str
     seed: int = 0
     budget: float = 60.0            # seconds
+    iterations: int | None = None   # proposals at most: a budget that does not depend on the machine
     jobs: int = 1
     source: str | None = None       # --from: a file (hand input, or the program to optimise)
     options: dict[str, Any] = field(default_factory=dict)
@@ -75,9 +76,11 @@ class Entry:
 
 def _builtins() -> dict[str, Entry]:
     from .hand import Hand
+    from .llm import Llm
     from .stoke import Stoke
 
-    return {"hand": Entry("hand", "built-in", Hand), "stoke": Entry("stoke", "built-in", Stoke)}
+    return {"hand": Entry("hand", "built-in", Hand), "llm": Entry("llm", "built-in", Llm),
+            "stoke": Entry("stoke", "built-in", Stoke)}
 
 
 def registry() -> dict[str, Entry]:

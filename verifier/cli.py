@@ -37,6 +37,23 @@ def _positive(text: str) -> float:
     return v
 
 
+def _iterations(text: str) -> int:
+    v = _int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: --iterations needs at least 1")
+    return v
+
+
+def _temperature(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v <= 2.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the temperature is between 0 and 2")
+    return v
+
+
 def _jobs(text: str) -> int:
     v = _int(text)
     if v < 1:
@@ -115,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input for the generator: hand's candidate, or the program to optimise ('-' = stdin)")
     sy.add_argument("--budget", type=_positive, default=60.0, help="seconds for the whole search (default 60)")
     sy.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
+    sy.add_argument("--iterations", type=_iterations, help="stop after this many proposals: with --seed, the same "
+                    "search on any machine (--budget still caps the time)")
     sy.add_argument("--jobs", type=_jobs, default=1, help="parallel chains / solver processes (default 1)")
     sy.add_argument("--abi", type=_abi, help="calling convention (default: the ISA's)")
     sy.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
@@ -122,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--emit", metavar="DIR", help="write NAME.bin, NAME.o and the attestation (needs --sign)")
     sy.add_argument("--json", metavar="PATH", help="write the outcome as JSON ('-' for stdout)")
     sy.add_argument("--quiet", "-q", action="store_true", help="no terminal summary")
+    llm = sy.add_argument_group("llm generator", "an OpenAI-compatible chat-completions endpoint; the API key is "
+                                "read from OPENAI_API_KEY (optional) and never written anywhere")
+    llm.add_argument("--endpoint", metavar="URL", help="base URL, e.g. http://localhost:11434/v1 "
+                     "(default: $OPENAI_BASE_URL)")
+    llm.add_argument("--model", metavar="NAME", help="model name (default: $NVERIFY_LLM_MODEL)")
+    llm.add_argument("--rounds", type=_iterations, default=5, help="rounds of ask-verify-feed back (default 5)")
+    llm.add_argument("--temperature", type=_temperature, default=0.7, help="sampling temperature (default 0.7)")
+    llm.add_argument("--samples", type=_iterations, default=1, help="completions per round, verified in parallel "
+                     "(default 1)")
+    llm.add_argument("--transcript", metavar="PATH", help="write the conversation as JSON Lines (without the key)")
     kg = sub.add_parser("keygen", help="make a signing key pair",
                         description="Write PREFIX.key (PEM, mode 0600) and PREFIX.pub (PEM).")
     kg.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the two files")
@@ -327,13 +356,22 @@ def _synth(args) -> int:
     spec = load(args.spec)
     signing = _signing(argparse.Namespace(sign=args.sign, emit=args.emit, provenance=None))
     gen = create(args.generator)
-    task = Task(spec=spec, arch=arch, seed=args.seed, budget=args.budget, jobs=args.jobs, source=args.source)
+    if args.transcript:
+        _check_writable(args.transcript, "--transcript")
+    options = {"endpoint": args.endpoint, "model": args.model, "rounds": args.rounds,
+               "temperature": args.temperature, "samples": args.samples, "abi": args.abi}
+    task = Task(spec=spec, arch=arch, seed=args.seed, budget=args.budget, jobs=args.jobs, source=args.source,
+                iterations=args.iterations, options=options)
     status = _SynthStatus(Console(stderr=True), gen.name) if sys.stderr.isatty() and not args.quiet else None
     try:
         out = run(gen, task, abi=args.abi, timeout=args.timeout, progress=status)
     finally:
         if status:
             status.stop()
+    if args.transcript and out.transcript is not None:
+        from .attest import write_files
+
+        write_files({Path(args.transcript): (out.transcript, 0o644)})
     best = out.best.to_json() if out.best is not None else None
     size = len(out.best_candidate.code) if out.best_candidate is not None else 0
     if out.best is not None and best is not None and signing is not None:
@@ -406,12 +444,12 @@ def _specs() -> int:
     return 0
 
 
-def _check_writable(path: str) -> None:
+def _check_writable(path: str, flag: str = "--json") -> None:
     parent = Path(path).resolve().parent
     if not parent.is_dir():
-        raise UsageError(f"--json {path}: directory {parent} does not exist")
+        raise UsageError(f"{flag} {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
-        raise UsageError(f"--json {path}: directory {parent} is not writable")
+        raise UsageError(f"{flag} {path}: directory {parent} is not writable")
 
 
 def _write_json(path: str, data: dict) -> None:
