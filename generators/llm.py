@@ -63,7 +63,6 @@ class Client:
     def __init__(self, endpoint: str, key: str | None, timeout: float) -> None:
         self.url = endpoint.rstrip("/") + "/chat/completions"
         self.key, self.timeout = key, timeout
-        self.retried = 0
 
     def complete(self, body: dict[str, Any], deadline: float) -> dict[str, Any]:
         data = json.dumps(body).encode()
@@ -80,7 +79,6 @@ class Client:
             except urllib.error.HTTPError as e:
                 if (e.code == 429 or e.code >= 500) and attempt < RETRIES and time.monotonic() + delay < deadline:
                     wait = _retry_after(e.headers.get("Retry-After")) or delay
-                    self.retried += 1
                     time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
                     delay *= 2
                     continue
@@ -90,7 +88,6 @@ class Client:
                 raise EndpointError(f"cannot reach {self.url}: {getattr(e, 'reason', e)}") from None
             except TimeoutError:
                 if attempt < RETRIES and time.monotonic() + delay < deadline:
-                    self.retried += 1
                     continue
                 raise EndpointError(f"{self.url} did not answer within {timeout:.0f} s") from None
             except OSError as e:
@@ -255,7 +252,7 @@ class Llm:
         self.round = 0
         self.attempts: list[Attempt] = []
         self.queue: list[tuple[Candidate, Attempt]] = []
-        self.by_code: dict[int, Attempt] = {}
+        self.pending: dict[int, Attempt] = {}      # id(candidate) -> its attempt, until verified
         self.conversation = Conversation()
         self.system = system_prompt(task, self.abi)
         self.conversation.add(kind="start", model=self.model, endpoint_host=parsed.netloc, arch=task.arch,
@@ -269,7 +266,7 @@ class Llm:
                 return None
             self._ask()
         cand, attempt = self.queue.pop(0)
-        self.by_code[id(cand)] = attempt
+        self.pending[id(cand)] = attempt
         return cand
 
     def propose_batch(self) -> list[Candidate]:
@@ -283,7 +280,7 @@ class Llm:
         return batch
 
     def feedback(self, candidate: Candidate, fb: Feedback) -> None:
-        attempt = self.by_code.pop(id(candidate), None)
+        attempt = self.pending.pop(id(candidate), None)
         if attempt is None:
             return
         attempt.outcome, attempt.verdict = describe_feedback(fb), fb.verdict

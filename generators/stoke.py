@@ -203,10 +203,10 @@ def run_lanes(prog: list[Insn | None], regs: list[int], arch: str, L: Lanes) -> 
         if op == "movi":
             r[d] = (i.imm & M32) * ones
             continue
-        if op in ("add", "addi", "lea"):
-            if op == "lea":                    # lea d, [s + k]: no flags
-                r[d] = (r[i.s] + (i.imm & M32) * ones) & m32
-                continue
+        if op == "lea":                        # lea d, [s + k]: no flags
+            r[d] = (r[i.s] + (i.imm & M32) * ones) & m32
+            continue
+        if op in ("add", "addi"):
             b = r[i.s] if op == "add" else (i.imm & M32) * ones
             t = a + b
             res = r[d] = t & m32
@@ -325,6 +325,7 @@ class Stoke:
 
     SLOTS = 8
     BETA = 1.0
+    LENGTH_WEIGHT = 0.01     # cost per unit of latency: a tie-breaker between right programs
     RESTART = 200_000        # proposals without a new best cost before the chain restarts empty
     RELATIONAL_MISS = 8      # the cost of a test case whose post (allowing several results) fails
 
@@ -360,11 +361,10 @@ class Stoke:
         for values in self._initial_inputs():
             self._add_test(values)
         self.prog: list[Insn | None] = [None] * self.SLOTS
-        # optimisation mode: the given program is proposed first (the verifier must prove it),
-        # then only strictly shorter programs are, and length weighs as much as a wrong bit
+        # optimisation mode: the given program is proposed first (the verifier must prove it);
+        # after each proof only strictly shorter programs are searched (best_len)
         self.target: Candidate | None = None
         self.best_len: int | None = None
-        self.length_weight = 0.01
         if task.source:
             from .hand import read_candidate
 
@@ -441,8 +441,7 @@ class Stoke:
             self._packed = self._pack()
         lanes, regs, exp, exact, relational = self._packed
         got = run_lanes(prog, regs, self.arch, lanes)
-        wrong = self.length_weight * sum(POOL[i.op][2] for i in prog if i is not None)
-        wrong += ((got ^ exp) & exact).bit_count()
+        wrong = self.LENGTH_WEIGHT * _latency(prog) + ((got ^ exp) & exact).bit_count()
         if relational and wrong <= limit:          # post allows several results: check post itself
             memo = self._post_memo
             for k in relational:
@@ -540,7 +539,8 @@ class Stoke:
                 self._stale += 1
                 if self._stale > self.RESTART:             # stuck in a local minimum: start afresh
                     self._restart()
-                if self._right() and self._shorter(self.prog):   # right on every test case
+                # right on every test case (and, in optimisation, shorter: only such are accepted)
+                if not self._wrong(self.cost, self.prog):
                     self.prog = self._trim(self.prog)
                     self.cost = self._cost(self.prog)
                     text = render(self.prog, self.arch, self.nregs)
@@ -578,13 +578,8 @@ class Stoke:
         return p
 
     def _wrong(self, cost: float, prog: list[Insn | None]) -> bool:
-        return cost - self.length_weight * sum(POOL[i.op][2] for i in prog if i is not None) >= 0.5
-
-    def _right(self) -> bool:
-        return self.cost - self.length_weight * sum(POOL[i.op][2] for i in self.prog if i is not None) < 0.5
-
-    def _shorter(self, prog: list[Insn | None]) -> bool:
-        return self.best_len is None or _length(prog, self.arch) < self.best_len
+        """Whether `prog`, of cost `cost`, is wrong on some test case (its cost beyond latency)."""
+        return cost - self.LENGTH_WEIGHT * _latency(prog) >= 0.5
 
     def feedback(self, candidate: Candidate, fb: Feedback) -> None:
         if self._chains is not None:
@@ -626,6 +621,10 @@ def _instructions(code: bytes, arch: str) -> int:
             return 10**6
         n, off = n + 1, off + i.size
     return n
+
+
+def _latency(prog: list[Insn | None]) -> int:
+    return sum(POOL[i.op][2] for i in prog if i is not None)
 
 
 def _length(prog: list[Insn | None], arch: str) -> int:

@@ -56,15 +56,15 @@ def _loop(gen: Generator, task: Task, abi: str | None, timeout: float,
             batch = _next(gen)
             if not batch:
                 break
-            paths = []
-            for cand in batch:
-                out.verified += 1
-                paths.append(Path(d) / f"candidate{out.verified}.bin")
-                paths[-1].write_bytes(cand.code)
+            numbers = range(out.verified + 1, out.verified + len(batch) + 1)
+            out.verified += len(batch)
+            paths = [Path(d) / f"candidate{n}.bin" for n in numbers]
+            for cand, path in zip(batch, paths, strict=True):
+                path.write_bytes(cand.code)
             remaining = max(1.0, deadline - time.monotonic())
             results = _verify(paths, task, abi, min(timeout, remaining))
-            for k, (cand, result) in enumerate(zip(batch, results, strict=True)):
-                result.blob["path"] = f"<{gen.name} candidate {out.verified - len(batch) + k + 1}>"  # temp file gone
+            for n, cand, result in zip(numbers, batch, results, strict=True):
+                result.blob["path"] = f"<{gen.name} candidate {n}>"      # the temporary file is gone
                 data = result.to_json()
                 cex = data.get("counterexample")
                 inputs = {k: int(v, 16) for k, v in ((cex or {}).get("inputs") or {}).items()

@@ -153,6 +153,10 @@ def test_provenance_and_the_key_never_written(tmp_path, capsys):
 
 
 def test_missing_endpoint_or_model_is_an_input_error(tmp_path, capsys):
+    code = main(["synth", "--spec", "p01", "--arch", "x86_64", "--generator", "stoke",
+                 "--transcript", str(tmp_path / "t.jsonl")])
+    assert code == 2 and "keeps no transcript" in capsys.readouterr().err
+    assert not (tmp_path / "t.jsonl").exists()
     code = main(["synth", "--spec", "p01", "--arch", "x86_64", "--generator", "llm", "--model", "m"])
     assert code == 2 and "--endpoint" in capsys.readouterr().err
     code = main(["synth", "--spec", "p01", "--arch", "x86_64", "--generator", "llm", "--endpoint", "http://x"])

@@ -37,13 +37,6 @@ def _positive(text: str) -> float:
     return v
 
 
-def _iterations(text: str) -> int:
-    v = _int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: --iterations needs at least 1")
-    return v
-
-
 def _temperature(text: str) -> float:
     try:
         v = float(text)
@@ -54,10 +47,11 @@ def _temperature(text: str) -> float:
     return v
 
 
-def _jobs(text: str) -> int:
+def _count(text: str) -> int:
+    """A count of at least 1 (--jobs, --iterations, --rounds, --samples; argparse names the flag)."""
     v = _int(text)
     if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: --jobs needs at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r}: needs at least 1")
     return v
 
 
@@ -100,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--symbol", help="function to verify in an object file (default: the spec's function)")
     pr.add_argument("--ref", metavar="REF", help="prove BLOB equal to the reference blob REF on every "
                     "entry state allowed by pre (post is then optional)")
-    pr.add_argument("--jobs", type=_jobs, help="solver worker processes (default: number of cores)")
+    pr.add_argument("--jobs", type=_count, help="solver worker processes (default: number of cores)")
     pr.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
     pr.add_argument("--solver", type=_solvers, metavar="NAMES",
                     help="comma-separated solvers to race, in priority order (default: bitwuzla,z3,cvc5, "
@@ -132,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input for the generator: hand's candidate, or the program to optimise ('-' = stdin)")
     sy.add_argument("--budget", type=_positive, default=60.0, help="seconds for the whole search (default 60)")
     sy.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
-    sy.add_argument("--iterations", type=_iterations, help="stop after this many proposals: with --seed, the same "
+    sy.add_argument("--iterations", type=_count, help="stop after this many proposals: with --seed, the same "
                     "search on any machine (--budget still caps the time)")
-    sy.add_argument("--jobs", type=_jobs, default=1, help="parallel chains / solver processes (default 1)")
+    sy.add_argument("--jobs", type=_count, default=1, help="parallel chains / solver processes (default 1)")
     sy.add_argument("--abi", type=_abi, help="calling convention (default: the ISA's)")
     sy.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
     sy.add_argument("--sign", metavar="KEY", help="sign the proven result (needs --emit)")
@@ -146,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--endpoint", metavar="URL", help="base URL, e.g. http://localhost:11434/v1 "
                      "(default: $OPENAI_BASE_URL)")
     llm.add_argument("--model", metavar="NAME", help="model name (default: $NVERIFY_LLM_MODEL)")
-    llm.add_argument("--rounds", type=_iterations, default=5, help="rounds of ask-verify-feed back (default 5)")
+    llm.add_argument("--rounds", type=_count, default=5, help="rounds of ask-verify-feed back (default 5)")
     llm.add_argument("--temperature", type=_temperature, default=0.7, help="sampling temperature (default 0.7)")
-    llm.add_argument("--samples", type=_iterations, default=1, help="completions per round, verified in parallel "
+    llm.add_argument("--samples", type=_count, default=1, help="completions per round, verified in parallel "
                      "(default 1)")
     llm.add_argument("--transcript", metavar="PATH", help="write the conversation as JSON Lines (without the key)")
     kg = sub.add_parser("keygen", help="make a signing key pair",
@@ -172,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     gt.add_argument("--manifest", default="nverify.toml", help="the manifest (default nverify.toml)")
     gt.add_argument("--sarif", metavar="PATH", help="write a SARIF 2.1.0 report (GitHub code scanning)")
     gt.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
-    gt.add_argument("--jobs", type=_jobs, help="blobs checked in parallel (default: number of cores)")
+    gt.add_argument("--jobs", type=_count, help="blobs checked in parallel (default: number of cores)")
     gt.add_argument("--prove-missing", action="store_true",
                     help="prove blobs whose attestation is missing or stale (results cached by content hash)")
     gt.add_argument("--quiet", "-q", action="store_true", help="print failures only")
@@ -357,6 +351,8 @@ def _synth(args) -> int:
     signing = _signing(argparse.Namespace(sign=args.sign, emit=args.emit, provenance=None))
     gen = create(args.generator)
     if args.transcript:
+        if not callable(getattr(gen, "transcript", None)):
+            raise UsageError(f"--transcript: the {gen.name} generator keeps no transcript")
         _check_writable(args.transcript, "--transcript")
     options = {"endpoint": args.endpoint, "model": args.model, "rounds": args.rounds,
                "temperature": args.temperature, "samples": args.samples, "abi": args.abi}
