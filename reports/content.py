@@ -208,8 +208,9 @@ def vex_ir(arch: str, code: bytes, base: int, blocks: list[Block]) -> str:
 def decompiled(arch: str, code: bytes, base: int) -> str | None:
     """angr's decompiler, best effort: an untrusted aid to reading, never part of the proof."""
     try:
-        import angr
+        from verifier.vexsem import full_angr
 
+        angr = full_angr()
         proj = angr.load_shellcode(code, arch="amd64" if arch == "x86_64" else "aarch64",
                                    start_offset=0, load_address=base)
         cfg = proj.analyses.CFGFast(normalize=True)

@@ -14,9 +14,6 @@ from types import SimpleNamespace
 
 import claripy
 import pyvex
-from angr import sim_options as o
-from angr.engines.vex.claripy.datalayer import ClaripyDataMixin
-from angr.errors import SimError
 
 from . import entry as entry_mod
 from . import policy, smt_bridge, vexops
@@ -25,6 +22,9 @@ from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
 from .machine import BV, Memory, RegisterFile, bv, split_base
 from .spec import Spec
+from .vexsem import semantics
+
+ClaripyDataMixin, o, SimError = semantics()
 
 MAX_PATHS = 4096
 MAX_SYMBOLIC_OFFSETS = 4096
