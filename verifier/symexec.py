@@ -11,6 +11,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import claripy
 import pyvex
@@ -24,7 +25,12 @@ from .machine import BV, Memory, RegisterFile, bv, split_base
 from .spec import Spec
 from .vexsem import semantics
 
-ClaripyDataMixin, o, SimError = semantics()
+if TYPE_CHECKING:
+    from angr import sim_options as o
+    from angr.engines.vex.claripy.datalayer import ClaripyDataMixin
+    from angr.errors import SimError
+else:
+    ClaripyDataMixin, o, SimError = semantics()
 
 MAX_PATHS = 4096
 MAX_SYMBOLIC_OFFSETS = 4096
