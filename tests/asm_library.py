@@ -5,12 +5,13 @@ from __future__ import annotations
 
 def _network(arch: str, n: int, pairs: list[tuple[int, int]]) -> str:
     if arch == "x86_64":
-        regs = ["eax", "ecx", "edx", "esi", "r8d"][:n]
-        out = [f"mov {r}, [rdi+{4 * i}]" for i, r in enumerate(regs)]
+        regs = ["eax", "ecx", "edx", "esi", "r8d", "r10d", "r11d", "ebx"][:n]
+        saved = n > 7   # the eighth element lives in callee-saved rbx: saved and restored
+        out = ["push rbx"] * saved + [f"mov {r}, [rdi+{4 * i}]" for i, r in enumerate(regs)]
         for a, b in pairs:
             ra, rb = regs[a], regs[b]
             out += [f"mov r9d, {ra}", f"cmp {ra}, {rb}", f"cmovg {ra}, {rb}", f"cmovg {rb}, r9d"]
-        out += [f"mov [rdi+{4 * i}], {r}" for i, r in enumerate(regs)] + ["ret"]
+        out += [f"mov [rdi+{4 * i}], {r}" for i, r in enumerate(regs)] + ["pop rbx"] * saved + ["ret"]
     else:
         regs = [f"w{i}" for i in range(1, n + 1)]
         out = [f"ldr {r}, [x0, #{4 * i}]" for i, r in enumerate(regs)]
@@ -25,6 +26,12 @@ NETWORKS = {
     "sort3": (3, [(0, 1), (1, 2), (0, 1)]),
     "sort4": (4, [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]),
     "sort5": (5, [(0, 1), (3, 4), (2, 4), (2, 3), (0, 3), (0, 2), (1, 4), (1, 3), (1, 2)]),
+    # Optimal-size networks (Knuth 5.3.4); each checked by the 0-1 principle in tests/test_library.py.
+    "sort6": (6, [(0, 5), (1, 3), (2, 4), (1, 2), (3, 4), (0, 3), (2, 5), (0, 1), (2, 3), (4, 5), (1, 2), (3, 4)]),
+    "sort7": (7, [(0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4), (1, 2), (4, 6), (2, 3),
+                  (4, 5), (1, 2), (3, 4), (5, 6)]),
+    "sort8": (8, [(0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7), (0, 1), (2, 3), (4, 5), (6, 7),
+                  (2, 4), (3, 5), (1, 4), (3, 6), (1, 2), (3, 4), (5, 6)]),
 }
 
 X86 = {
@@ -64,6 +71,12 @@ X86 = {
     "bswap32": "mov eax, edi\n bswap eax\n ret",
     "clamp": "mov eax, edi\n cmp edi, esi\n cmovl eax, esi\n cmp eax, edx\n cmovg eax, edx\n ret",
     "mulhu": "mov eax, edi\n mul esi\n mov eax, edx\n ret",
+    # p25 as Hacker's Delight writes it: four 16x16-bit products and the carries between them
+    "p25": "movzx eax, di\n shr edi, 16\n movzx ecx, si\n shr esi, 16\n mov edx, eax\n imul edx, ecx\n"
+           " imul ecx, edi\n imul eax, esi\n imul edi, esi\n shr edx, 16\n add ecx, edx\n movzx edx, cx\n"
+           " shr ecx, 16\n add eax, edx\n shr eax, 16\n add eax, ecx\n add eax, edi\n ret",
+    "dot3": "mov eax, [rdi]\n imul eax, [rsi]\n mov ecx, [rdi+4]\n imul ecx, [rsi+4]\n add eax, ecx\n"
+            " mov ecx, [rdi+8]\n imul ecx, [rsi+8]\n add eax, ecx\n ret",
     "min": "mov eax, edi\n cmp edi, esi\n cmovg eax, esi\n ret",
     "max": "mov eax, edi\n cmp edi, esi\n cmovl eax, esi\n ret",
     "abs": "mov eax, edi\n neg eax\n cmovs eax, edi\n ret",
@@ -104,6 +117,11 @@ A64 = {
     "bswap32": "rev w0, w0\n ret",
     "clamp": "cmp w0, w1\n csel w0, w1, w0, lt\n cmp w0, w2\n csel w0, w2, w0, gt\n ret",
     "mulhu": "umull x0, w0, w1\n lsr x0, x0, #32\n ret",
+    "p25": "and w2, w0, #0xffff\n lsr w0, w0, #16\n and w3, w1, #0xffff\n lsr w1, w1, #16\n mul w4, w2, w3\n"
+           " mul w5, w0, w3\n mul w2, w2, w1\n mul w0, w0, w1\n add w5, w5, w4, lsr #16\n"
+           " and w4, w5, #0xffff\n add w2, w2, w4\n add w0, w0, w5, lsr #16\n add w0, w0, w2, lsr #16\n ret",
+    "dot3": "ldp w2, w3, [x0]\n ldp w4, w5, [x1]\n mul w2, w2, w4\n madd w2, w3, w5, w2\n ldr w3, [x0, #8]\n"
+            " ldr w4, [x1, #8]\n madd w0, w3, w4, w2\n ret",
     "min": "cmp w0, w1\n csel w0, w0, w1, le\n ret",
     "max": "cmp w0, w1\n csel w0, w0, w1, ge\n ret",
     "abs": "cmp w0, #0\n cneg w0, w0, mi\n ret",

@@ -68,6 +68,17 @@ def test_trigger_is_refuted_with_replayed_counterexample(tmp_path, arch, trigger
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("trigger", sorted(TRIGGERS))
+def test_trigger_is_refuted_when_every_state_is_merged(tmp_path, arch, trigger):
+    """State merging (symexec, from the first fork on here) loses no behaviour: same verdicts."""
+    reason, tails = TRIGGERS[trigger]
+    blob = asm_file(tmp_path, arch, sort3(arch, tails[arch]))
+    r = prove(str(blob), "sort3", Options(arch=arch, jobs=1, merge_threshold=1)).to_json()
+    assert r["verdict"] == "refuted", r
+    assert r["reason"] == reason, r
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_infinite_loop_on_one_input_is_never_proven(tmp_path, arch):
     tail = {"x86_64": "cmp edx, 5\n jne ok\n spin: jmp spin\n ok: ret",
             "aarch64": "cmp w3, #5\n b.ne ok\n spin: b spin\n ok: ret"}[arch]

@@ -11,7 +11,7 @@ class PathResult:
     status: str                  # returned, violation, loop-bound, unsupported-instruction, ...
     pc: str                      # path condition (SMT-LIB), beyond the entry assumptions and pre
     outputs: dict[str, str]      # returned paths: spec exit name / ret -> term
-    trace: tuple[int, ...]       # instruction addresses, in order
+    trace: tuple[int, ...]       # instruction addresses, in order (a merged path: one side's)
     addr: int                    # where the path ended
     message: str
 
@@ -41,3 +41,4 @@ class Exploration:
     # name, register, elem bits, length (largest, for T p[n]), const, length parameter (T p[n]) or None
     arrays: tuple[tuple[str, str, int, int, bool, str | None], ...]
     return_address: str
+    merges: int = 0              # states merged at join points (each removes one path)

@@ -36,6 +36,7 @@ class Options:
     ref: str | None = None
     solvers: tuple[str, ...] | None = None   # portfolio, in priority order; None = every installed one
     abi: str | None = None                   # None: the file format's ABI, else the ISA's default
+    merge_threshold: int | None = None       # None: symexec.MERGE_THRESHOLD (live paths before merging)
 
 
 Progress = Callable[[str, dict], None]
@@ -59,16 +60,50 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
     say("explore", {})
     from . import symexec  # angr is imported only when a proof is actually run
 
-    ex = symexec.explore(blob, spec, abi, progress=lambda n, w: say("paths", {"done": n, "queued": w}))
+    merge = {} if options.merge_threshold is None else {"merge_threshold": options.merge_threshold}
+    ex = symexec.explore(blob, spec, abi, progress=lambda n, w: say("paths", {"done": n, "queued": w}), **merge)
     ref = symexec.explore(ref_blob, spec, abi) if ref_blob is not None else None
     obs = ob_mod.build(spec, ex, ref)
     say("solve", {"total": len(obs)})
-    outcomes = solve_all(obs, jobs=options.jobs, timeout=options.timeout, solvers=_solvers(options),
-                         on_done=lambda o: say("solved", {"name": o.name, "result": o.result}))
+    done = lemmas(spec, ex, obs, options)
+    for o in done.values():
+        say("solved", {"name": o.name, "result": o.result})
+    rest = [ob for ob in obs if ob.name not in done]
+    solved = solve_all(rest, jobs=options.jobs, timeout=options.timeout, solvers=_solvers(options),
+                       on_done=lambda o: say("solved", {"name": o.name, "result": o.result}))
+    by_name = {**done, **{o.name: o for o in solved}}
+    outcomes = [by_name[ob.name] for ob in obs]
     result = decide(blob, spec, abi, ex, obs, outcomes, options, ref_blob, ref)
     result.seconds = time.monotonic() - t0
     result.code, result.spec_text = blob.code, spec.text
     return result
+
+
+LEMMA_TIMEOUT = 10.0
+
+
+def lemmas(spec: Spec, ex: Exploration, obs: list[Obligation], options: Options) -> dict[str, Outcome]:
+    """Obligations proven by a rewrite (verifier/rewrite.py: the permutation lemma, products of
+    halves): the rewritten query is discharged by the solvers here, and only an unsat answer is
+    used; anything else leaves the obligation to the portfolio, unchanged."""
+    from . import rewrite
+
+    out: dict[str, Outcome] = {}
+    fact1: dict[str, bool] = {}
+    for ob in obs:
+        t0 = time.monotonic()
+        try:
+            lemma = rewrite.permutation_obligations(spec, ex, ob, fact1)
+            query, how = (lemma[0], f"permutation lemma on {lemma[1]}") if lemma else \
+                (rewrite.products_of_halves(spec, ob), "products split into 16-bit halves")
+        except Exception:  # noqa: BLE001 - a term the rewriter cannot read: the solvers get it as is
+            query = None
+        if query is None:
+            continue
+        got = solve_one(query, min(options.timeout, LEMMA_TIMEOUT), solvers=_solvers(options))
+        if got.result == "proven":
+            out[ob.name] = Outcome(ob.name, ob.kind, "proven", f"{got.solver} ({how})", time.monotonic() - t0, None)
+    return out
 
 
 def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligation],

@@ -87,19 +87,21 @@ def bv_width(f: z3.ExprRef) -> int | None:
     return f.size() if z3.is_bv(f) else None
 
 
-def free_names(f: z3.ExprRef) -> set[str]:
-    seen: set[str] = set()
-    out: set[str] = set()
+def subterms(f: z3.ExprRef):
+    """Every distinct subterm of f (f included), each once."""
+    seen: set[int] = set()
     todo = [f]
     while todo:
         e = todo.pop()
         if e.get_id() in seen:
             continue
         seen.add(e.get_id())
-        if z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            out.add(e.decl().name())
+        yield e
         todo.extend(e.children())
-    return out
+
+
+def free_names(f: z3.ExprRef) -> set[str]:
+    return {e.decl().name() for e in subterms(f) if z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED}
 
 
 Values = Mapping[str, "int | Mapping[int, int]"]

@@ -33,6 +33,11 @@ else:
     ClaripyDataMixin, o, SimError = semantics()
 
 MAX_PATHS = 4096
+# Paths are merged only once this many are live or finished. Below it, one path per branch
+# outcome keeps every output a plain term of the inputs, which solvers find far easier than the
+# nested if-then-else terms merging builds (a branchy sort5: 120 paths, every obligation under
+# 0.2 s; merged into 17 paths, its permutation obligations take 5-8 s each).
+MERGE_THRESHOLD = 256
 MAX_SYMBOLIC_OFFSETS = 4096
 SOLVER_TIMEOUT_MS = 30_000
 
@@ -67,16 +72,78 @@ class _Path:
     regs: RegisterFile
     mem: Memory
     pc: list
-    solver: claripy.Solver
     visits: dict[int, int] = field(default_factory=dict)
     trace: list[int] = field(default_factory=list)
     pending: list[tuple[BV, int, int, int]] = field(default_factory=list)  # (off, n, sp_off, addr)
+    merged: int = 0   # how many paths were merged into this one
+    # A model of the first `witness_len` constraints of pc (the inputs of one execution that
+    # takes this path), kept from the last feasibility check: most questions it answers alone.
+    witness: object = None
+    witness_len: int = 0
 
-    def fork(self, cond: claripy.ast.Bool, addr: int) -> _Path:
-        s = self.solver.branch()
-        s.add(cond)
-        return _Path(addr, self.regs.copy(), self.mem.copy(), self.pc + [cond], s, dict(self.visits),
-                     list(self.trace), list(self.pending))
+    def fork(self, cond: claripy.ast.Bool, addr: int, witness=None) -> _Path:
+        return _Path(addr, self.regs.copy(), self.mem.copy(), self.pc + [cond], dict(self.visits),
+                     list(self.trace), list(self.pending), witness=witness, witness_len=len(self.pc) + 1)
+
+
+class _Feasibility:
+    """One incremental Z3 solver for every feasibility question of an exploration.
+
+    A path's condition is the list `pc`; paths forked from one another share their prefix
+    (the same claripy objects), so the solver keeps one assertion scope per constraint and, for
+    each question, pops back to the longest prefix it shares with the path asked about. Cloning a
+    solver per fork (claripy's `branch`) cost more than all the checks together.
+    """
+
+    def __init__(self, root: list):
+        import z3
+
+        self._z3 = z3
+        self.solver = z3.Solver()
+        self.solver.set("timeout", SOLVER_TIMEOUT_MS)
+        for c in root:
+            self.solver.add(self._convert(c))
+        self.stack: list = []
+
+    def _convert(self, c):
+        """The constraint in Z3, or True where claripy cannot convert it (n-ary distinct): a
+        constraint left out only makes more paths feasible, which is sound."""
+        try:
+            return smt_bridge.to_z3(c)
+        except claripy.ClaripyError:
+            return self._z3.BoolVal(True)
+
+    def satisfiable(self, pc: list, cond, witness=None, witness_len: int = 0):
+        """None only when pc ∧ cond is unsatisfiable, else a model of it (True when the solver
+        could not decide: following a path that cannot happen only explores more, so that is
+        sound). A `witness` model of pc[:witness_len] that satisfies the rest and cond answers
+        without the solver."""
+        if witness is not None and all(self._holds(witness, c) for c in [*pc[witness_len:], cond]):
+            return witness
+        n = min(len(self.stack), len(pc))
+        i = 0
+        while i < n and self.stack[i] is pc[i]:
+            i += 1
+        if len(self.stack) > i:
+            self.solver.pop(len(self.stack) - i)
+            del self.stack[i:]
+        for c in pc[i:]:
+            self.solver.push()
+            self.solver.add(self._convert(c))
+            self.stack.append(c)
+        try:
+            r = self.solver.check(self._convert(cond))
+        except self._z3.Z3Exception:
+            return True
+        if r == self._z3.unsat:
+            return None
+        return self.solver.model() if r == self._z3.sat else True
+
+    def _holds(self, model, c) -> bool:
+        try:
+            return self._z3.is_true(model.eval(smt_bridge.to_z3(c), model_completion=True))
+        except (self._z3.Z3Exception, AttributeError, claripy.ClaripyError):
+            return False
 
 
 class _Engine(ClaripyDataMixin):
@@ -183,11 +250,12 @@ class Explorer:
     """Depth-first exploration of every feasible path from the entry to its end."""
 
     def __init__(self, blob: Blob, spec: Spec, abi: Abi, *, max_paths: int = MAX_PATHS,
-                 progress=None):
+                 progress=None, merge_threshold: int = MERGE_THRESHOLD):
         self.blob, self.spec, self.abi = blob, spec, abi
         self.state = entry_mod.build(blob, spec.signature, abi, spec.lengths)
         self.engine = _Engine(self)
         self.max_paths = max_paths
+        self.merge_threshold = merge_threshold
         self.progress = progress
         self.pre = _path_pre(spec)
         self.paths: list[PathResult] = []
@@ -196,27 +264,29 @@ class Explorer:
         self._sp_off: int = self.state.arch.sp_offset  # type: ignore[assignment]
         self._current = 0
         self._symbols: dict[str, int] = {}
-        self._work: list[_Path] = []
+        self._queue: list[_Path] = []
+        self._sat: _Feasibility | None = None
+        self.merges = 0
+        arch = self.state.arch
+        self._flag_offsets = frozenset(arch.registers[r][0] for r in ("cc_op", "cc_dep1", "cc_dep2", "cc_ndep")
+                                       if r in arch.registers)
 
     # --- driver ---------------------------------------------------------------------------
 
     def explore(self) -> Exploration:
         t0 = time.monotonic()
-        s = claripy.Solver(timeout=SOLVER_TIMEOUT_MS)
         root = list(self.state.assumptions) + ([self.pre] if self.pre is not None else [])
-        for c in root:
-            s.add(c)
+        self._sat = _Feasibility(root)
         mem = Memory(self.state.regions, self._initial_bytes())
-        work = [_Path(self.blob.entry, self.state.regs.copy(), mem, [], s)]
+        self._queue = [_Path(self.blob.entry, self.state.regs.copy(), mem, [])]
         truncated = False
-        while work:
-            if len(self.paths) >= self.max_paths:
+        while self._queue:
+            if len(self.paths) + len(self._queue) > self.max_paths:
                 truncated = True
                 break
-            path = work.pop()
-            self._run_path(path, work)
+            self._run_path(self._take())
             if self.progress:
-                self.progress(len(self.paths), len(work))
+                self.progress(len(self.paths), len(self._queue))
         symbols = dict(smt_bridge.widths(root + list(self.state.entry_values.values()) + [self.state.ret_addr]))
         return Exploration(
             arch=self.blob.arch, abi=self.abi.name, paths=tuple(self.paths),
@@ -228,12 +298,29 @@ class Explorer:
                              if not v.concrete},
             arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const, a.count) for a in self.state.arrays),
             return_address=smt_bridge.to_text(self.state.ret_addr),
+            merges=self.merges,
         )
 
-    def _run_path(self, path: _Path, work: list[_Path]) -> None:
-        self._work = work
+    # Scheduling and state merging. The queue holds every path not yet finished, each stopped at
+    # the start of a block; the path at the lowest address runs, one block at a time, and yields
+    # as soon as another waits at a lower address. Paths that meet at one address are merged
+    # into one whose values are if-then-else terms over which of them the input takes (the
+    # classic ite merge): a branchy sort is then one path, not n! of them. A merge is exact, so
+    # nothing is lost: see `_mergeable` for when two states may be merged.
+
+    def _take(self) -> _Path:
+        i = min(range(len(self._queue)), key=lambda k: self._queue[k].addr)
+        return self._queue.pop(i)
+
+    def _run_path(self, path: _Path) -> None:
         try:
             while True:
+                if self._queue:
+                    if len(self._queue) + len(self.paths) >= self.merge_threshold:
+                        path = self._merge_waiting(path)
+                    if min(q.addr for q in self._queue) < path.addr:
+                        self._queue.append(path)   # another path is behind this one: it goes first
+                        return
                 if not self.blob.contains(path.addr):
                     msg = (f"execution leaves the blob at {self._current:#x} for {path.addr:#x}: only "
                            "the blob's own bytes may run")
@@ -246,6 +333,15 @@ class Explorer:
                     path.addr = j.target
         except _End as e:
             self._finish(path, e.status, e.message)
+
+    def _merge_waiting(self, path: _Path) -> _Path:
+        for q in [q for q in self._queue if q.addr == path.addr]:
+            guard = _exclusive(path.pc, q.pc)
+            if guard is not None and _mergeable(path, q, self._flag_offsets):
+                self._queue.remove(q)
+                path = _merge(path, q, *guard)
+                self.merges += 1
+        return path
 
     def _lift(self, addr: int) -> pyvex.IRSB:
         irsb = self._blocks.get(addr)
@@ -327,22 +423,21 @@ class Explorer:
         if cond.is_true() or not self._feasible(path, claripy.Not(cond)):
             raise _End("infeasible")
         path.pc.append(claripy.Not(cond))
-        path.solver.add(claripy.Not(cond))
 
     def _branch(self, path: _Path, cond, target: int) -> None:
         if cond.is_true():
             raise _Jump(target)
         if cond.is_false():
             return
-        taken, fall = self._feasible(path, cond), self._feasible(path, claripy.Not(cond))
-        if taken and fall:
+        taken, fall = self._model(path, cond), self._model(path, claripy.Not(cond))
+        if taken is not None and fall is not None:
             self._flush_stack_checks(path)
-            self._work.append(path.fork(cond, target))
+            self._queue.append(path.fork(cond, target, _witness(taken)))
             path.pc.append(claripy.Not(cond))
-            path.solver.add(claripy.Not(cond))
-        elif taken:
+            path.witness, path.witness_len = _witness(fall), len(path.pc)
+        elif taken is not None:
             raise _Jump(target)
-        elif not fall:
+        elif fall is None:
             raise _End("infeasible")
 
     def on_default_exit(self, path: _Path, target: BV, jumpkind: str) -> None:
@@ -535,13 +630,17 @@ class Explorer:
             return
         self._violate(path, kind, self._current, msg, claripy.Not(ok))
         path.pc.append(ok)
-        path.solver.add(ok)
 
     # --- bookkeeping ---------------------------------------------------------------------
 
     def _feasible(self, path: _Path, cond) -> bool:
+        return self._model(path, cond) is not None
+
+    def _model(self, path: _Path, cond):
+        """None when pc ∧ cond is infeasible; otherwise a model of it, or True if undecided."""
+        assert self._sat is not None
         try:
-            return path.solver.satisfiable(extra_constraints=[cond])
+            return self._sat.satisfiable(path.pc, cond, path.witness, path.witness_len)
         except claripy.ClaripyError:
             return True   # undecided: keep the path (over-approximating is sound)
 
@@ -608,6 +707,88 @@ def _conjunct_texts(spec: Spec) -> list[str]:
     from . import smt
     f = smt.parse_asserts(f"(assert {spec.pre})", spec.names)[0]
     return [smt.to_text(c) for c in smt.conjuncts(f)]
+
+
+def _witness(model):
+    return None if model is True else model
+
+
+def _exclusive(a: list, b: list) -> tuple[list, claripy.ast.Bool] | None:
+    """(shared prefix, the condition for `a` beyond it) when the two path conditions exclude each
+    other by construction: after a shared prefix, one continues with c and the other with not c
+    (a fork). Then no input is on both paths, and an ite on that condition selects exactly the
+    path an input takes. Paths that do not diverge like that (say, one execution at two
+    different times) are never merged."""
+    i = 0
+    n = min(len(a), len(b))
+    while i < n and a[i] is b[i]:
+        i += 1
+    if i == n:
+        return None
+    if not (b[i] is claripy.Not(a[i]) or a[i] is claripy.Not(b[i])):
+        return None
+    rest = a[i:]
+    return a[:i], (rest[0] if len(rest) == 1 else claripy.And(*rest))
+
+
+def _mergeable(a: _Path, b: _Path, flags: frozenset[int]) -> bool:
+    """Merge only states with one concrete skeleton: every register and memory byte that is
+    concrete on one side is the same concrete value on the other (the flag thunk excepted, whose
+    if-then-else angr's flag helpers evaluate exactly), and no stack check is pending. Loop
+    counters, addresses and the stack pointer then stay concrete after the merge; states that
+    differ there (different loop iterations, different frames) are explored separately."""
+    if a.pending or b.pending:
+        return False
+    for off in a.regs.slots.keys() | b.regs.slots.keys():
+        if off in flags:
+            continue
+        x, y = a.regs.slots.get(off), b.regs.slots.get(off)
+        if x is None or y is None:
+            if (x if x is not None else y).concrete:   # type: ignore[union-attr]
+                return False
+            continue
+        if x is not y and (x.concrete or y.concrete or x.size() != y.size()):
+            return False
+    for region in a.mem.bytes.keys() | b.mem.bytes.keys():
+        ma, mb = a.mem.bytes.get(region, {}), b.mem.bytes.get(region, {})
+        for off in ma.keys() | mb.keys():
+            x, y = a.mem.byte(region, off), b.mem.byte(region, off)
+            if x is not y and (x.concrete or y.concrete):
+                return False
+    return True
+
+
+def _merge(a: _Path, b: _Path, prefix: list, guard: claripy.ast.Bool) -> _Path:
+    """The state that is `a` where `guard` holds and `b` elsewhere (the two are exclusive)."""
+    regs = RegisterFile()
+    layout = sorted({*a.regs.slots, *b.regs.slots})
+    for off in layout:
+        x, y = a.regs.slots.get(off), b.regs.slots.get(off)
+        if x is not None and y is not None and x.size() == y.size():
+            regs.slots[off] = x if x is y else claripy.If(guard, x, y)
+    for off in layout:   # slots laid out differently on the two sides: byte by byte
+        if off in regs.slots:
+            continue
+        for val in (a.regs.slots.get(off), b.regs.slots.get(off)):
+            if val is None:
+                continue
+            for k in range(val.size() // 8):
+                if any(s <= off + k < s + v.size() // 8 for s, v in regs.slots.items()):
+                    continue
+                x, y = a.regs.get(off + k, 1), b.regs.get(off + k, 1)
+                regs.slots[off + k] = x if x is y else claripy.If(guard, x, y)
+    mem = a.mem.copy()
+    for region in a.mem.bytes.keys() | b.mem.bytes.keys():
+        m = mem.bytes.setdefault(region, {})
+        for off in a.mem.bytes.get(region, {}).keys() | b.mem.bytes.get(region, {}).keys():
+            x, y = a.mem.byte(region, off), b.mem.byte(region, off)
+            m[off] = x if x is y else claripy.If(guard, x, y)
+    rest_b = b.pc[len(prefix):]
+    either = claripy.Or(guard, rest_b[0] if len(rest_b) == 1 else claripy.And(*rest_b))
+    pc = prefix + ([] if either.is_true() else [either])
+    visits = {k: max(a.visits.get(k, 0), b.visits.get(k, 0)) for k in a.visits.keys() | b.visits.keys()}
+    return _Path(a.addr, regs, mem, pc, visits, a.trace if len(a.trace) >= len(b.trace) else b.trace, [],
+                 a.merged + b.merged + 1)
 
 
 def _element_byte(elems: list[BV], width: int, off: int) -> BV:

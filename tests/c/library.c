@@ -64,3 +64,22 @@ void sort5(int32_t p[5]) {
   for (int i = 0; i < 5; i++) for (int j = 0; j + 1 < 5 - i; j++)
     if (p[j] > p[j + 1]) { int32_t t = p[j]; p[j] = p[j + 1]; p[j + 1] = t; }
 }
+/* sort6-sort8: the sorting networks of tests/asm_library.py (gcc -O2: cmov/csel, no branch) */
+#define CX(i, j) { int32_t a = p[i], b = p[j]; p[i] = a < b ? a : b; p[j] = a < b ? b : a; }
+void sort6(int32_t p[6]) { CX(0,5) CX(1,3) CX(2,4) CX(1,2) CX(3,4) CX(0,3) CX(2,5) CX(0,1) CX(2,3) CX(4,5) CX(1,2) CX(3,4) }
+void sort7(int32_t p[7]) {
+  CX(0,6) CX(2,3) CX(4,5) CX(0,2) CX(1,4) CX(3,6) CX(0,1) CX(2,5) CX(3,4) CX(1,2) CX(4,6) CX(2,3) CX(4,5) CX(1,2)
+  CX(3,4) CX(5,6)
+}
+void sort8(int32_t p[8]) {
+  CX(0,2) CX(1,3) CX(4,6) CX(5,7) CX(0,4) CX(1,5) CX(2,6) CX(3,7) CX(0,1) CX(2,3) CX(4,5) CX(6,7) CX(2,4) CX(3,5)
+  CX(1,4) CX(3,6) CX(1,2) CX(3,4) CX(5,6)
+}
+uint32_t p25(uint32_t x, uint32_t y) {   /* Hacker's Delight 8-2: the high product by 16-bit halves */
+  uint32_t xl = x & 0xffff, xh = x >> 16, yl = y & 0xffff, yh = y >> 16;
+  uint32_t t = xh * yl + ((xl * yl) >> 16), u = xl * yh + (t & 0xffff);
+  return xh * yh + (t >> 16) + (u >> 16);
+}
+int32_t dot3(const int32_t a[3], const int32_t b[3]) {
+  return (int32_t)((uint32_t)a[0] * (uint32_t)b[0] + (uint32_t)a[1] * (uint32_t)b[1] + (uint32_t)a[2] * (uint32_t)b[2]);
+}
