@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "entry state allowed by pre (post is then optional)")
     pr.add_argument("--jobs", type=_count, help="solver worker processes (default: number of cores)")
     pr.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
+    pr.add_argument("--cache", metavar="DIR", default=os.environ.get("NVERIFY_CACHE"),
+                    help="keep proven obligations in DIR, keyed by the query's hash, and reuse them "
+                         "(default: $NVERIFY_CACHE, else off; keep DIR private: an entry is trusted)")
     pr.add_argument("--solver", type=_solvers, metavar="NAMES",
                     help="comma-separated solvers to race, in priority order (default: bitwuzla,z3,cvc5, "
                     "those installed)")
@@ -223,7 +226,7 @@ def _prove(args) -> int:
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     opts = Options(arch=args.arch, base=args.base, symbol=args.symbol, jobs=args.jobs, timeout=args.timeout,
-                   ref=args.ref, solvers=args.solver, abi=args.abi)
+                   ref=args.ref, solvers=args.solver, abi=args.abi, cache=args.cache)
     progress = _Progress(Console(stderr=True)) if sys.stderr.isatty() and not args.quiet else None
     try:
         result = prove(args.blob, args.spec, opts, progress)

@@ -16,7 +16,7 @@ from .describe import machine_model
 from .errors import UsageError
 from .exploration import Exploration
 from .obligations import Obligation
-from .solve import DEFAULT_TIMEOUT, Outcome, solve_all, solve_one
+from .solve import DEFAULT_TIMEOUT, Cache, Outcome, solve_all, solve_one
 from .solvers import available
 from .spec import Spec
 from .verdict import REFUTING, ObligationRow, Result, Verdict
@@ -37,6 +37,8 @@ class Options:
     solvers: tuple[str, ...] | None = None   # portfolio, in priority order; None = every installed one
     abi: str | None = None                   # None: the file format's ABI, else the ISA's default
     merge_threshold: int | None = None       # None: symexec.MERGE_THRESHOLD (live paths before merging)
+    refute_fast: bool = True                 # concrete testing of postconditions before SMT
+    cache: str | None = None                 # directory of proven obligations (solve.Cache); None: off
 
 
 Progress = Callable[[str, dict], None]
@@ -65,12 +67,13 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
     ref = symexec.explore(ref_blob, spec, abi) if ref_blob is not None else None
     obs = ob_mod.build(spec, ex, ref)
     say("solve", {"total": len(obs)})
-    done = lemmas(spec, ex, obs, options)
+    done = {**lemmas(spec, ex, obs, options), **refute_fast(ex, obs, options)}
     for o in done.values():
         say("solved", {"name": o.name, "result": o.result})
     rest = [ob for ob in obs if ob.name not in done]
     solved = solve_all(rest, jobs=options.jobs, timeout=options.timeout, solvers=_solvers(options),
-                       on_done=lambda o: say("solved", {"name": o.name, "result": o.result}))
+                       on_done=lambda o: say("solved", {"name": o.name, "result": o.result}),
+                       cache=Cache(options.cache) if options.cache else None)
     by_name = {**done, **{o.name: o for o in solved}}
     outcomes = [by_name[ob.name] for ob in obs]
     result = decide(blob, spec, abi, ex, obs, outcomes, options, ref_blob, ref)
@@ -106,6 +109,34 @@ def lemmas(spec: Spec, ex: Exploration, obs: list[Obligation], options: Options)
     return out
 
 
+def refute_fast(ex: Exploration, obs: list[Obligation], options: Options) -> dict[str, Outcome]:
+    """Postcondition obligations tried on concrete points first (verifier/refute.py). A point
+    that Z3's evaluator confirms is a counterexample like a solver's; the other postcondition
+    conjuncts are then not needed for the verdict and are left unchecked (every other kind of
+    obligation is still solved: those outrank a postcondition failure)."""
+    from . import refute
+
+    if not options.refute_fast:
+        return {}
+    for ob in obs:
+        if ob.kind != "postcondition" or ob.name.startswith("equiv:"):
+            continue
+        t0 = time.monotonic()
+        model = refute.counterexample(ob, ex)
+        if model is None:
+            continue
+        f = smt.parse_asserts(f"(assert {ob.formula})", ob.symbols)[0]
+        if not smt.satisfied_by(f, ob.symbols, model, options.timeout):
+            continue
+        out = {ob.name: Outcome(ob.name, ob.kind, "refuted", refute.NAME, time.monotonic() - t0, model)}
+        for other in obs:
+            if other.kind == "postcondition" and other.name != ob.name:
+                out[other.name] = Outcome(other.name, other.kind, "unknown", "-", 0.0, None,
+                                          f"not checked: {ob.name} is refuted")
+        return out
+    return {}
+
+
 def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligation],
            outcomes: list[Outcome], options: Options, ref_blob: Blob | None = None,
            ref: Exploration | None = None) -> Result:
@@ -126,7 +157,8 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
     mismatch: str | None = None
     for out in refuted:
         ob = by_name[out.name]
-        model = _replayable_model(ob, out, ex, options.timeout, _solvers(options))
+        model = (out.model or {}) if out.solver == "concrete testing" else \
+            _replayable_model(ob, out, ex, options.timeout, _solvers(options))
         cex, confirmed, why = _confirm(blob, spec, abi, ex, ob, model, options, ref_blob, ref)
         if confirmed:
             res.verdict, res.reason, res.message = Verdict.REFUTED, ob.kind, ob.message

@@ -10,11 +10,14 @@ and a crash reads as `unknown`, never as an answer.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import cast
 
 from .obligations import Obligation
@@ -109,8 +112,53 @@ class _Run:
     start: float
 
 
+class Cache:
+    """Proven obligations on disk, keyed by the SHA-256 of the normalised query (declarations and
+    formula, whitespace collapsed), so an unchanged obligation (re-verifying a blob, the same
+    kernel in another build) is not solved again. Only `unsat` answers are kept: a refutation
+    needs its model replayed anyway. Whoever can write the directory can make nverify believe
+    an obligation holds: it is off unless asked for (--cache DIR), and should be private."""
+
+    def __init__(self, root: str):
+        self.root = Path(root)
+
+    @staticmethod
+    def key(ob: Obligation) -> str:
+        return hashlib.sha256(" ".join(query_text(ob).split()).encode()).hexdigest()
+
+    def get(self, ob: Obligation) -> str | None:
+        try:
+            entry = json.loads((self.root / f"{self.key(ob)}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return entry.get("solver") if entry.get("result") == "unsat" else None
+
+    def put(self, ob: Obligation, solver: str) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.root / f".{self.key(ob)}.{os.getpid()}"
+            tmp.write_text(json.dumps({"result": "unsat", "solver": solver, "obligation": ob.name}))
+            os.replace(tmp, self.root / f"{self.key(ob)}.json")
+        except OSError:
+            pass   # a cache that cannot be written only costs time
+
+
 def solve_all(obs: list[Obligation], *, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-              on_done=None, solvers: list[str] | None = None) -> list[Outcome]:
+              on_done=None, solvers: list[str] | None = None, cache: Cache | None = None) -> list[Outcome]:
+    if cache is not None:
+        hits = {i: cache.get(ob) for i, ob in enumerate(obs)}
+        hits = {i: h for i, h in hits.items() if h is not None}
+        rest = [i for i in range(len(obs)) if i not in hits]
+        found = {i: Outcome(obs[i].name, obs[i].kind, "proven", f"{h} (cached)", 0.0, None) for i, h in hits.items()}
+        for o in found.values():
+            if on_done:
+                on_done(o)
+        solved = solve_all([obs[i] for i in rest], jobs=jobs, timeout=timeout, on_done=on_done, solvers=solvers)
+        for i, o in zip(rest, solved, strict=True):
+            found[i] = o
+            if o.result == "proven":
+                cache.put(obs[i], o.solver)
+        return [found[i] for i in range(len(obs))]
     backends = available(solvers)
     if not backends:
         raise RuntimeError("no SMT solver available")

@@ -1,0 +1,75 @@
+"""Refute fast: concrete testing of postcondition obligations before any SMT call.
+
+An obligation's formula is satisfiable iff the blob fails (verifier/obligations.py), so a point
+where it evaluates to true is a counterexample, found without a solver. Points are drawn the way
+the pipeline wants counterexamples anyway (arrays in bands of their own, the stack above them,
+the return address in a low page), with the spec's inputs random or at edge values; formulas are
+compiled once to Python closures (verifier/evaluate.py) and evaluated until a point hits or the
+budget is spent. A hit is then treated exactly like a solver's model: checked by Z3's evaluator
+against the query, replayed on unicorn, and reported the same way. A miss concludes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import z3
+
+from . import smt
+from .evaluate import NotCompilable, compile_term
+from .exploration import Exploration
+from .obligations import Obligation
+
+TRIES = 256
+BUDGET = 0.25            # seconds per obligation
+EDGES = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
+         0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF)
+NAME = "concrete testing"
+
+
+def counterexample(ob: Obligation, ex: Exploration, seed: int = 0) -> dict[str, int] | None:
+    """A point where the obligation fails, or None (none found, or the formula is not scalar)."""
+    t0 = time.monotonic()
+    try:
+        f = smt.parse_asserts(f"(assert {ob.formula})", ob.symbols)[0]
+        fn = compile_term(f)
+    except (NotCompilable, smt.ParseError, z3.Z3Exception):
+        return None
+    names = {n: ob.symbols[n] for n in smt.free_names(f) if n in ob.symbols and ob.symbols[n] > 0}
+    fixed = _placement(ex)
+    rng = random.Random(seed)
+    for k in range(TRIES):
+        env = {n: fixed[n](rng) if n in fixed else _value(rng, w, edge=k % 3 == 1) for n, w in names.items()}
+        try:
+            if fn(env) is True:
+                return env
+        except (ZeroDivisionError, ValueError, OverflowError):
+            return None
+        if time.monotonic() - t0 > BUDGET:
+            break
+    return None
+
+
+def _value(rng: random.Random, bits: int, edge: bool) -> int:
+    return (rng.choice(EDGES) if edge else rng.getrandbits(bits)) & ((1 << bits) - 1)
+
+
+def _placement(ex: Exploration):
+    """Entry stack pointer, array addresses and return address as the pipeline prefers them
+    (pipeline._replayable_model): a hit then replays without another solver call."""
+    from .pipeline import STACK_BAND, USER_LO
+
+    band = 1 << 40
+    align = 8 if ex.arch == "x86_64" else 0
+    out: dict[str, Callable[[random.Random], int]] = {"rsp" if ex.arch == "x86_64" else "sp":
+           lambda rng: STACK_BAND + (rng.randrange(1, 1 << 20) << 4) + align,
+           "retaddr" if ex.arch == "x86_64" else "x30": lambda rng: 0x1000 + 4 * rng.randrange(0x3800)}
+    for i, (_name, reg, *_rest) in enumerate(ex.arrays):
+        out[reg] = _array_base(USER_LO + i * band)
+    return out
+
+
+def _array_base(lo: int) -> Callable[[random.Random], int]:
+    return lambda rng: lo + (rng.randrange(1, 1 << 24) << 4)
