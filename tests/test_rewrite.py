@@ -16,7 +16,7 @@ ARCHES = ["x86_64", "aarch64"]
 
 
 def _solvers(r: dict) -> dict[str, str]:
-    return {o["name"]: o["solver"] for o in r["obligations"]}
+    return {o["name"]: o.get("detail", "") for o in r["obligations"]}
 
 
 @pytest.mark.parametrize("arch", ARCHES)
@@ -58,7 +58,7 @@ def test_p25_is_proven_by_halves_and_a_wrong_shift_is_not(tmp_path, arch):
     good = ASM[arch]["p25"]
     r = prove(str(asm_file(tmp_path, arch, good)), "p25", Options(arch=arch, jobs=1, timeout=30)).to_json()
     assert r["verdict"] == "proven", r
-    assert "16-bit halves" in r["obligations"][0]["solver"]
+    assert "16-bit halves" in r["obligations"][0]["detail"]
     shift = "shr eax, 16\n add eax, ecx" if arch == "x86_64" else "add w0, w0, w2, lsr #16"
     bad = good.replace(shift, shift.replace("16", "15"))
     assert bad != good

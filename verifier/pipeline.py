@@ -105,7 +105,7 @@ def lemmas(spec: Spec, ex: Exploration, obs: list[Obligation], options: Options)
             continue
         got = solve_one(query, min(options.timeout, LEMMA_TIMEOUT), solvers=_solvers(options))
         if got.result == "proven":
-            out[ob.name] = Outcome(ob.name, ob.kind, "proven", f"{got.solver} ({how})", time.monotonic() - t0, None)
+            out[ob.name] = Outcome(ob.name, ob.kind, "proven", got.solver, time.monotonic() - t0, None, how)
     return out
 
 

@@ -149,7 +149,7 @@ def solve_all(obs: list[Obligation], *, jobs: int | None = None, timeout: float 
         hits = {i: cache.get(ob) for i, ob in enumerate(obs)}
         hits = {i: h for i, h in hits.items() if h is not None}
         rest = [i for i in range(len(obs)) if i not in hits]
-        found = {i: Outcome(obs[i].name, obs[i].kind, "proven", f"{h} (cached)", 0.0, None) for i, h in hits.items()}
+        found = {i: Outcome(obs[i].name, obs[i].kind, "proven", h, 0.0, None, "cached") for i, h in hits.items()}
         for o in found.values():
             if on_done:
                 on_done(o)
