@@ -146,8 +146,8 @@ class Cache:
 def solve_all(obs: list[Obligation], *, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT,
               on_done=None, solvers: list[str] | None = None, cache: Cache | None = None) -> list[Outcome]:
     if cache is not None:
-        hits = {i: cache.get(ob) for i, ob in enumerate(obs)}
-        hits = {i: h for i, h in hits.items() if h is not None}
+        got = {i: cache.get(ob) for i, ob in enumerate(obs)}
+        hits = {i: h for i, h in got.items() if h is not None}
         rest = [i for i in range(len(obs)) if i not in hits]
         found = {i: Outcome(obs[i].name, obs[i].kind, "proven", h, 0.0, None, "cached") for i, h in hits.items()}
         for o in found.values():
