@@ -26,11 +26,11 @@ TRIES = 256
 BUDGET = 0.25            # seconds per obligation
 EDGES = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
          0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF)
-NAME = "concrete testing"
 
 
-def counterexample(ob: Obligation, ex: Exploration, seed: int = 0) -> dict[str, int] | None:
-    """A point where the obligation fails, or None (none found, or the formula is not scalar)."""
+def counterexample(ob: Obligation, ex: Exploration, timeout: float, seed: int = 0) -> dict[str, int] | None:
+    """A point where the obligation fails, confirmed by Z3's evaluator, or None (none found, or
+    the formula is not scalar)."""
     t0 = time.monotonic()
     try:
         f = smt.parse_asserts(f"(assert {ob.formula})", ob.symbols)[0]
@@ -44,7 +44,7 @@ def counterexample(ob: Obligation, ex: Exploration, seed: int = 0) -> dict[str, 
         env = {n: fixed[n](rng) if n in fixed else _value(rng, w, edge=k % 3 == 1) for n, w in names.items()}
         try:
             if fn(env) is True:
-                return env
+                return env if smt.satisfied_by(f, ob.symbols, env, timeout) else None
         except (ZeroDivisionError, ValueError, OverflowError):
             return None
         if time.monotonic() - t0 > BUDGET:

@@ -75,7 +75,6 @@ class _Path:
     visits: dict[int, int] = field(default_factory=dict)
     trace: list[int] = field(default_factory=list)
     pending: list[tuple[BV, int, int, int]] = field(default_factory=list)  # (off, n, sp_off, addr)
-    merged: int = 0   # how many paths were merged into this one
     # A model of the first `witness_len` constraints of pc (the inputs of one execution that
     # takes this path), kept from the last feasibility check: most questions it answers alone.
     witness: object = None
@@ -247,7 +246,8 @@ class _Engine(ClaripyDataMixin):
 
 
 class Explorer:
-    """Depth-first exploration of every feasible path from the entry to its end."""
+    """Exploration of every feasible path from the entry to its end, lowest address first, with
+    paths merged at join points once many are live (see `_run_path`)."""
 
     def __init__(self, blob: Blob, spec: Spec, abi: Abi, *, max_paths: int = MAX_PATHS,
                  progress=None, merge_threshold: int = MERGE_THRESHOLD):
@@ -787,8 +787,7 @@ def _merge(a: _Path, b: _Path, prefix: list, guard: claripy.ast.Bool) -> _Path:
     either = claripy.Or(guard, rest_b[0] if len(rest_b) == 1 else claripy.And(*rest_b))
     pc = prefix + ([] if either.is_true() else [either])
     visits = {k: max(a.visits.get(k, 0), b.visits.get(k, 0)) for k in a.visits.keys() | b.visits.keys()}
-    return _Path(a.addr, regs, mem, pc, visits, a.trace if len(a.trace) >= len(b.trace) else b.trace, [],
-                 a.merged + b.merged + 1)
+    return _Path(a.addr, regs, mem, pc, visits, a.trace if len(a.trace) >= len(b.trace) else b.trace, [])
 
 
 def _element_byte(elems: list[BV], width: int, off: int) -> BV:
