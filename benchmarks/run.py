@@ -188,8 +188,13 @@ NOTES = """
   obligation on this library: Z3 is fastest on multiplication (p23, popcount: 0.2-0.3 s vs
   0.8 s), Bitwuzla on xor folds and p20 on x86-64 (p22: 0.5 s vs Z3's erratic 2-7 s), cvc5
   on the sort permutation counts (0.1 s vs 1 s).
-- About 1-1.3 s of every figure is the fixed floor: Python start-up, importing angr (0.8 s)
-  and the unicorn replay; `nverify --help` imports none of them.
+- About 0.6-0.8 s of every figure is the fixed floor: Python start-up, loading angr's VEX
+  semantics (verifier/vexsem.py: angr's own files, without `import angr`, about 0.3 s) and
+  the unicorn replay; `nverify --help` imports none of them.
+- Before any solver: postcondition conjuncts are tried on 256 concrete points (0.25 s at most
+  per proof); sorting conjuncts go through the permutation lemma and products through the
+  16-bit halves rewrite (docs/architecture.md, "Fast without shortcuts"). Paths are merged
+  only past 256 live paths, so none of the kernels below is merged.
 - p20 on aarch64 sits close to its 3 s target: 2.6 and 2.8 s in two quiet runs on 2026-11-21,
   3.3 s in an earlier one. One obligation dominates it (the division: Z3 1.2 s, Bitwuzla 1.9 s).
 - The trust chain is far inside its targets: `nverify check` imports neither angr nor the

@@ -12,6 +12,7 @@ a mistake costs time, never soundness — and a test checks it against Z3 on ran
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,7 @@ def _srem(a: int, b: int, w: int) -> int:
     return (-r if sa < 0 else r) & ((1 << w) - 1)
 
 
+@functools.cache
 def _binary(k: int, w: int) -> Callable[[int, int], Any] | None:
     m = (1 << w) - 1
     return {
@@ -71,6 +73,7 @@ def _binary(k: int, w: int) -> Callable[[int, int], Any] | None:
     }.get(k)
 
 
+@functools.cache
 def _nary(k: int, w: int) -> Callable[[list[int]], Any] | None:
     m = (1 << w) - 1
 
@@ -96,35 +99,53 @@ def _nary(k: int, w: int) -> Callable[[list[int]], Any] | None:
 
 def compile_term(e: z3.ExprRef) -> Fn:
     """A function env -> value computing `e`; shared subterms are compiled once."""
+    return compile_terms([e])[0]
+
+
+def compile_terms(es: list[z3.ExprRef], names: set[str] | None = None) -> list[Fn]:
+    """compile_term for several terms, subterms shared among them compiled once; the names of
+    the variables they read are added to `names`."""
     memo: dict[int, Fn] = {}
+    seen = set() if names is None else names
 
     def go(t: z3.ExprRef) -> Fn:
         key = t.get_id()
         if key not in memo:
-            memo[key] = _compile(t, go)
+            memo[key] = _compile(t, go, seen)
         return memo[key]
 
-    return go(e)
+    return [go(e) for e in es]
 
 
-def _compile(t: z3.ExprRef, go: Callable[[z3.ExprRef], Fn]) -> Fn:
-    if z3.is_bv_value(t):
+def _compile(t: z3.ExprRef, go: Callable[[z3.ExprRef], Fn], names: set[str]) -> Fn:
+    # Z3's C API directly: the Python wrappers (is_true, is_const, decl() ...) each make several
+    # calls, and terms have thousands of nodes
+    ctx, a = t.ctx_ref(), t.as_ast()
+    ast_kind = z3.Z3_get_ast_kind(ctx, a)
+    sort_kind = z3.Z3_get_sort_kind(ctx, z3.Z3_get_sort(ctx, a)) if ast_kind != z3.Z3_QUANTIFIER_AST else None
+    if sort_kind not in (z3.Z3_BV_SORT, z3.Z3_BOOL_SORT) or ast_kind not in (z3.Z3_NUMERAL_AST, z3.Z3_APP_AST):
+        raise NotCompilable(f"cannot evaluate {str(t)[:60]}")
+    if ast_kind == z3.Z3_NUMERAL_AST:
         v = t.as_long()
         return lambda env: v
-    if z3.is_true(t):
+    k = z3.Z3_get_decl_kind(ctx, z3.Z3_get_app_decl(ctx, a))
+    if k == z3.Z3_OP_TRUE:
         return lambda env: True
-    if z3.is_false(t):
+    if k == z3.Z3_OP_FALSE:
         return lambda env: False
-    if z3.is_const(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-        if not (z3.is_bv(t) or z3.is_bool(t)):
-            raise NotCompilable(f"{t} is not a bit-vector or Boolean")
+    n_args = z3.Z3_get_app_num_args(ctx, a)
+    if k == z3.Z3_OP_UNINTERPRETED:
+        if n_args:
+            raise NotCompilable(f"cannot evaluate {str(t)[:60]}")
         name = t.decl().name()
+        names.add(name)
         return lambda env: env[name]
-    if not z3.is_app(t) or not (z3.is_bv(t) or z3.is_bool(t)):
-        raise NotCompilable(f"cannot evaluate {str(t)[:60]}")
-    k = t.decl().kind()
-    kids = [go(c) for c in t.children()]
-    w = t.size() if z3.is_bv(t) else (t.arg(0).size() if t.num_args() and z3.is_bv(t.arg(0)) else 1)
+    children = t.children()
+    kids = [go(c) for c in children]
+    if sort_kind == z3.Z3_BV_SORT:
+        w = t.size()
+    else:
+        w = children[0].size() if n_args and z3.is_bv(children[0]) else 1
     m = (1 << w) - 1
     if k == z3.Z3_OP_ITE:
         c, a, b = kids

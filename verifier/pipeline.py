@@ -120,20 +120,18 @@ def refute_fast(ex: Exploration, obs: list[Obligation], options: Options) -> dic
 
     if not options.refute_fast:
         return {}
-    for ob in obs:
-        if ob.kind != "postcondition" or ob.name.startswith("equiv:"):
-            continue
-        t0 = time.monotonic()
-        model = refute.counterexample(ob, ex, options.timeout)
-        if model is None:
-            continue
-        out = {ob.name: Outcome(ob.name, ob.kind, "refuted", CONCRETE, time.monotonic() - t0, model)}
-        for other in obs:
-            if other.kind == "postcondition" and other.name != ob.name:
-                out[other.name] = Outcome(other.name, other.kind, "unknown", "-", 0.0, None,
-                                          f"not checked: {ob.name} is refuted")
-        return out
-    return {}
+    posts = [ob for ob in obs if ob.kind == "postcondition" and not ob.name.startswith("equiv:")]
+    t0 = time.monotonic()
+    hit = refute.counterexample(posts, ex, options.timeout) if posts else None
+    if hit is None:
+        return {}
+    ob, model = hit
+    out = {ob.name: Outcome(ob.name, ob.kind, "refuted", CONCRETE, time.monotonic() - t0, model)}
+    for other in posts:
+        if other.name != ob.name:
+            out[other.name] = Outcome(other.name, other.kind, "unknown", "-", 0.0, None,
+                                      f"not checked: {ob.name} is refuted")
+    return out
 
 
 def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligation],

@@ -18,35 +18,45 @@ from collections.abc import Callable
 import z3
 
 from . import smt
-from .evaluate import NotCompilable, compile_term
+from .evaluate import NotCompilable, compile_terms
 from .exploration import Exploration
 from .obligations import Obligation
 
 TRIES = 256
-BUDGET = 0.25            # seconds per obligation
+BUDGET = 0.25            # seconds of sampling for all the obligations of one proof together
 EDGES = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
          0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF)
 
 
-def counterexample(ob: Obligation, ex: Exploration, timeout: float, seed: int = 0) -> dict[str, int] | None:
-    """A point where the obligation fails, confirmed by Z3's evaluator, or None (none found, or
-    the formula is not scalar)."""
+def counterexample(obs: list[Obligation], ex: Exploration, timeout: float,
+                   seed: int = 0) -> tuple[Obligation, dict[str, int]] | None:
+    """An obligation of `obs` and a point where it fails, confirmed by Z3's evaluator, or None
+    (none found, or the formulas are not scalar). The obligations of one exploration share their
+    path terms, so they are parsed and compiled together, and each point is tried on all of them."""
     t0 = time.monotonic()
+    symbols: dict[str, int] = {}
+    for ob in obs:
+        for n, w in ob.symbols.items():
+            if symbols.setdefault(n, w) != w:
+                return None                  # not one exploration's: nothing shared to test with
     try:
-        f = smt.parse_asserts(f"(assert {ob.formula})", ob.symbols)[0]
-        fn = compile_term(f)
+        fs = smt.parse_asserts("".join(f"(assert {ob.formula})\n" for ob in obs), symbols)
+        used: set[str] = set()
+        fns = compile_terms(fs, used)
     except (NotCompilable, smt.ParseError, z3.Z3Exception):
         return None
-    names = {n: ob.symbols[n] for n in smt.free_names(f) if n in ob.symbols and ob.symbols[n] > 0}
+    names = {n: w for n, w in symbols.items() if n in used and w > 0}
     fixed = _placement(ex)
     rng = random.Random(seed)
     for k in range(TRIES):
         env = {n: fixed[n](rng) if n in fixed else _value(rng, w, edge=k % 3 == 1) for n, w in names.items()}
-        try:
-            if fn(env) is True:
-                return env if smt.satisfied_by(f, ob.symbols, env, timeout) else None
-        except (ZeroDivisionError, ValueError, OverflowError):
-            return None
+        for ob, f, fn in zip(obs, fs, fns, strict=True):
+            try:
+                hit = fn(env) is True
+            except (ZeroDivisionError, ValueError, OverflowError):
+                continue
+            if hit:
+                return (ob, env) if smt.satisfied_by(f, ob.symbols, env, timeout) else None
         if time.monotonic() - t0 > BUDGET:
             break
     return None

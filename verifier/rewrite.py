@@ -41,23 +41,29 @@ _SIGNED = {z3.Z3_OP_SLT: True, z3.Z3_OP_SLEQ: True, z3.Z3_OP_SGT: False, z3.Z3_O
 _UNSIGNED = {z3.Z3_OP_ULT: True, z3.Z3_OP_ULEQ: True, z3.Z3_OP_UGT: False, z3.Z3_OP_UGEQ: False}
 
 
-def parse_term(text: str, names: dict[str, int], bits: int) -> z3.ExprRef:
-    probe = "|nverify!term|"
+def parse_terms(texts: list[str], names: dict[str, int], bits: int) -> list[z3.ExprRef]:
+    """The `bits`-wide terms `texts` over `names`, parsed in one call (declaring the names is
+    most of the cost of a parse)."""
     decls = {**smt.declarations(names), "nverify!term": z3.BitVec("nverify!term", bits)}
-    f = z3.parse_smt2_string(f"(assert (= {probe} {text}))", decls=decls)[0]
-    return f.arg(1)
+    asserts = "".join(f"(assert (= |nverify!term| {t}))\n" for t in texts)
+    return [f.arg(1) for f in z3.parse_smt2_string(asserts, decls=decls)]
 
 
-def canonical(e: z3.ExprRef) -> z3.ExprRef:
-    """z3's simplifier, then min/max in the normal form above (value-preserving throughout)."""
-    return _minmax(z3.simplify(e), {})
+Memo = dict[int, tuple[z3.ExprRef, z3.ExprRef]]
 
 
-def _minmax(e: z3.ExprRef, memo: dict[int, z3.ExprRef]) -> z3.ExprRef:
+def canonical(e: z3.ExprRef, memo: Memo | None = None) -> z3.ExprRef:
+    """z3's simplifier, then min/max in the normal form above (value-preserving throughout);
+    `memo` shares the work among terms."""
+    return _minmax(z3.simplify(e), {} if memo is None else memo)
+
+
+def _minmax(e: z3.ExprRef, memo: Memo) -> z3.ExprRef:
+    # the memo keeps each term it is keyed by alive: Z3 reuses the id of a freed term
     key = e.get_id()
     got = memo.get(key)
     if got is not None:
-        return got
+        return got[1]
     r = e
     if z3.is_app(e) and e.num_args() > 0:
         kids = [_minmax(c, memo) for c in e.children()]
@@ -65,7 +71,7 @@ def _minmax(e: z3.ExprRef, memo: dict[int, z3.ExprRef]) -> z3.ExprRef:
             r = e.decl()(*kids)
     if z3.is_app(r) and r.decl().kind() == z3.Z3_OP_ITE and z3.is_bv(r):
         r = _normal_ite(r)
-    memo[key] = r
+    memo[key] = (e, r)
     return r
 
 
@@ -122,9 +128,11 @@ def _fact1(spec: Spec, ex: Exploration, exits: list[str], ins: list[z3.ExprRef],
     returned = [p for p in ex.paths if p.status == "returned"]
     symbols = {**ex.symbols, **spec.names}
     simple = [z3.simplify(i) for i in ins]
-    for path in returned:
-        terms = [canonical(parse_term(path.outputs[n], symbols, bits)) for n in exits]
-        if not is_permutation(terms, simple):
+    terms = parse_terms([p.outputs[n] for p in returned for n in exits], symbols, bits)
+    memo: Memo = {}
+    for k in range(len(returned)):
+        outs = [canonical(t, memo) for t in terms[k * len(exits):(k + 1) * len(exits)]]
+        if not is_permutation(outs, simple):
             return False
     return bool(returned)
 
