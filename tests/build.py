@@ -99,3 +99,12 @@ def fat_macho(tmp: Path, objs: list[Path], name: str = "fat") -> Path:
 
 def _run(cmd: list) -> None:
     subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+
+
+def damaged(data: bytes, rng, count: int):
+    """`count` damaged copies of a file: every third truncated, each with 1-7 random bytes changed."""
+    for i in range(count):
+        out = bytearray(data[: rng.randrange(1, len(data))] if i % 3 == 0 else data)
+        for _ in range(rng.randrange(1, 8)):
+            out[rng.randrange(len(out))] = rng.randrange(256)
+        yield i, bytes(out)

@@ -15,7 +15,7 @@ from verifier.blob import load
 from verifier.cli import main
 from verifier.pipeline import Options
 
-from .build import ARCHES, clang_object, fat_macho, link_image, llvm_tool
+from .build import ARCHES, clang_object, damaged, fat_macho, link_image, llvm_tool
 
 pytestmark = pytest.mark.usefixtures("llvm")
 
@@ -124,12 +124,9 @@ def test_damaged_files_never_crash(built, tmp_path, capsys, fmt, arch):
     rng = random.Random(f"{fmt}{arch}")
     for path in built[fmt, arch]:
         data = path.read_bytes()
-        for i in range(12):
-            damaged = bytearray(data[: rng.randrange(1, len(data))] if i % 3 == 0 else data)
-            for _ in range(rng.randrange(1, 8)):
-                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        for i, copy in damaged(data, rng, 12):
             bad = tmp_path / f"bad{i}{path.suffix}"
-            bad.write_bytes(bytes(damaged))
+            bad.write_bytes(copy)
             code = main(["prove", str(bad), "--spec", "clamp", "--arch", arch, "-q", "--timeout", "5"])
             err = capsys.readouterr().err
             assert code in (0, 1, 2, 3) and "Traceback" not in err and "internal error" not in err, err

@@ -137,17 +137,13 @@ def _check_base(base: int, size: int) -> None:
 
 def _load_elf(path: str, data: bytes, arch: str | None, base: int | None, symbol: str | None,
               explicit_symbol: bool) -> Blob:
-    import lief
+    from . import elf
 
-    lief.logging.disable()
-    binary = lief.ELF.parse(list(data)) if data else None
-    if binary is None:
-        raise BlobError(f"{path}: malformed ELF file: LIEF could not parse its headers")
-    machine = binary.header.machine_type
-    found = {lief.ELF.ARCH.X86_64: "x86_64", lief.ELF.ARCH.AARCH64: "aarch64"}.get(machine)
-    if found is None:
-        raise UnsupportedError(f"{path}: ELF machine {machine.name} is not supported "
-                               "(x86_64 and aarch64 are)")
+    binary = elf.parse(data)       # an object file, read without importing LIEF (verifier/elf.py)
+    if binary is not None:
+        found, is_rel = binary.arch, True
+    else:
+        binary, found, is_rel = _lief_elf(path, data)
     if arch is not None and canonical_arch(arch) != found:
         raise UsageError(f"{path}: --arch {arch} conflicts with the ELF header, which says {found}; "
                          "drop --arch or pass the right file")
@@ -161,12 +157,27 @@ def _load_elf(path: str, data: bytes, arch: str | None, base: int | None, symbol
         raise missing_symbol(path, symbol, names, explicit_symbol)
     if sym.size == 0:
         raise BlobError(f"{path}: symbol {symbol!r} has size 0, so its extent is unknown")
-    is_rel = binary.header.file_type == lief.ELF.Header.FILE_TYPE.REL
     code, addr = _symbol_bytes(binary, sym, is_rel, path)
     _check_relocations(binary, sym, is_rel, addr, path)
     if is_rel:
         addr += DEFAULT_BASE
     return Blob(code=code, arch=found, base=addr, entry=addr, name=symbol, source=path, fmt="elf")
+
+
+def _lief_elf(path: str, data: bytes):
+    """LIEF's reading of an ELF file: (binary, ISA, is it relocatable)."""
+    import lief
+
+    lief.logging.disable()
+    binary = lief.ELF.parse(list(data)) if data else None
+    if binary is None:
+        raise BlobError(f"{path}: malformed ELF file: LIEF could not parse its headers")
+    machine = binary.header.machine_type
+    found = {lief.ELF.ARCH.X86_64: "x86_64", lief.ELF.ARCH.AARCH64: "aarch64"}.get(machine)
+    if found is None:
+        raise UnsupportedError(f"{path}: ELF machine {machine.name} is not supported "
+                               "(x86_64 and aarch64 are)")
+    return binary, found, binary.header.file_type == lief.ELF.Header.FILE_TYPE.REL
 
 
 def _find_symbol(binary, name: str):
