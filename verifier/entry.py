@@ -21,7 +21,15 @@ MASK64 = (1 << 64) - 1
 _PSEUDO = {"emnote", "cmstart", "cmlen", "nraddr", "ip_at_syscall", "ip", "pc", "rip"}
 # Rounding-mode and x87 bookkeeping: fixed to their ABI defaults; floating point is reported
 # unsupported, so no proof depends on them.
-_FIXED = {"fpround": 0, "sseround": 0, "ftop": 0, "fptag": 0, "fpcr": 0, "fc3210": 0}
+# VEX-internal FP bookkeeping, fixed: only x87 arithmetic (PutI/GetI, not modelled) and fnstsw,
+# fnstenv, fxsave (outside the verified set) read ftop, fptag and fc3210; fpround and sseround feed
+# only floating-point arithmetic (outside the set) because nverify answers VEX's MXCSR and x87
+# control-word helpers from its own whole-register state below (isa/corrections.py).
+_FIXED = {"fpround": 0, "sseround": 0, "ftop": 0, "fptag": 0, "fc3210": 0}
+# nverify's own architectural state that VEX does not hold whole: slots past VEX's guest state.
+# x86-64: MXCSR (32 bits) and the x87 control word; AArch64: FPSR's cumulative exception flags.
+PSEUDO = {"mxcsr": (0x10000, 4), "fpcw": (0x10008, 2), "fpsr": (0x10010, 4)}
+_PSEUDO_OF = {"x86_64": ("mxcsr", "fpcw"), "aarch64": ("fpsr",)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class EntryState:
     ret_addr: BV                          # the caller's return address (a symbol)
     sp0: BV
     stack_hi: int                         # highest stack offset (exclusive) the code may touch
+    cpu: dict[str, BV]                    # per-CPU constants a proof quantifies over (isa/corrections.py)
 
     @property
     def arrays_by_name(self) -> dict[str, ArrayLayout]:
@@ -72,9 +81,15 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
         val = _initial_register(r.name, r.size * 8, blob)
         regs.put(r.vex_offset, val)
         entry[r.name] = val
+    for name in _PSEUDO_OF[blob.arch]:
+        off, size = PSEUDO[name]
+        entry[name] = bv(name, size * 8)
+        regs.put(off, entry[name])
+    cpu, fp_assumptions = _fp_state(blob.arch, entry)
     sp_name = arch.register_names[arch.sp_offset]  # type: ignore[index]
     sp0 = entry[sp_name]
     assumptions: list[claripy.ast.Bool] = [
+        *fp_assumptions,
         sp0 & 15 == abi.sp_entry_mod16,
         claripy.UGE(sp0, STACK_MAX + abi.red_zone + 4096),
         claripy.ULE(sp0, MASK64 - 4096),
@@ -120,7 +135,25 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
             assumptions.append(claripy.Or(claripy.ULE(a + na, b), claripy.ULE(b + nb, a)))
     ret_addr = bv("retaddr", 64) if abi.link_reg is None else entry[abi.link_reg]
     assumptions = [a for a in assumptions if not (a.is_true())]
-    return EntryState(arch, abi, regs, regions, bases, assumptions, entry, arrays, ret_addr, sp0, stack_hi)
+    return EntryState(arch, abi, regs, regions, bases, assumptions, entry, arrays, ret_addr, sp0, stack_hi, cpu)
+
+
+def _fp_state(arch: str, entry: dict[str, BV]) -> tuple[dict[str, BV], list]:
+    """The FP control and status state at entry: arbitrary, within what some CPU can hold. The
+    CPU's own choices (does MXCSR have DAZ, which FPCR bits exist) are symbols too, so a proof
+    covers every CPU; isa/corrections.py keeps every later value consistent with them."""
+    from .isa import corrections as c
+
+    if arch == "x86_64":
+        daz = bv("cpu.daz", 1)
+        m = entry["mxcsr"]
+        return {"daz": daz}, [claripy.Extract(31, 16, m) == 0,
+                              claripy.Or(claripy.Extract(6, 6, m) == 0, daz == 1)]
+    maybe = bv("cpu.fpcr", 32)
+    fpcr = entry["fpcr"]
+    return {"fpcr": maybe}, [maybe & (0xFFFFFFFF ^ c.FPCR_MAYBE) == 0,
+                             fpcr & ~(maybe | c.FPCR_CORE) == 0,
+                             entry["fpsr"] & (0xFFFFFFFF ^ c.FPSR_FLAGS) == 0]
 
 
 def _initial_register(name: str, bits: int, blob: Blob) -> BV:

@@ -13,7 +13,7 @@ import unicorn as uc
 from unicorn import arm64_const as A
 from unicorn import x86_const as X
 
-from . import policy, smt
+from . import isa, smt
 from .arch import Abi
 from .blob import Blob
 from .entry import STACK_MAX
@@ -151,16 +151,16 @@ def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int,
         if not blob.contains(addr):
             stop("policy", cur["addr"], f"execution left the blob for {addr:#x}")
             return
-        finding = policy.check(blob, addr)
-        if finding is not None and finding.reason != "unsupported-instruction":
-            stop(finding.reason, addr, finding.message)
+        d = isa.check(blob, addr)
+        if d.kind in ("policy", "undecodable"):
+            stop(d.kind, addr, d.message)
             return
         visits[addr] = visits.get(addr, 0) + 1
         if visits[addr] > loop_bound:
             stop("loop-bound", addr, f"loop bound {loop_bound} exceeded at {addr:#x}")
             return
         out.trace.append(addr)
-        insn = policy.decode(blob, addr)
+        insn = isa.decode_insn(blob, addr)
         cur["addr"], cur["sp"] = addr, mu.reg_read(sp_reg)
         cur["ret"] = insn is not None and insn.mnemonic in ("ret", "retq", "retaa", "retab")
 

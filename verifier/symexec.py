@@ -17,10 +17,11 @@ import claripy
 import pyvex
 
 from . import entry as entry_mod
-from . import policy, smt_bridge, vexops
+from . import isa, smt_bridge, vexops
 from .arch import Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
+from .isa import corrections
 from .machine import BV, Memory, RegisterFile, bv, split_base
 from .spec import Spec
 from .vexsem import semantics
@@ -79,10 +80,14 @@ class _Path:
     # takes this path), kept from the last feasibility check: most questions it answers alone.
     witness: object = None
     witness_len: int = 0
+    # The instruction being executed, with its verified form and what its correction captured
+    # before it ran (isa/corrections.py): applied when the instruction is over.
+    insn: tuple | None = None
 
     def fork(self, cond: claripy.ast.Bool, addr: int, witness=None) -> _Path:
         return _Path(addr, self.regs.copy(), self.mem.copy(), self.pc + [cond], dict(self.visits),
-                     list(self.trace), list(self.pending), witness=witness, witness_len=len(self.pc) + 1)
+                     list(self.trace), list(self.pending), witness=witness, witness_len=len(self.pc) + 1,
+                     insn=self.insn)
 
 
 class _Feasibility:
@@ -160,7 +165,7 @@ class _Engine(ClaripyDataMixin):
         self.handle_vex_block(irsb)
 
     def _handle_vex_stmt_IMark(self, stmt):
-        self.ex.on_instruction(self.path, stmt.addr + stmt.delta)
+        self.ex.on_instruction(self.path, stmt.addr + stmt.delta, stmt.len)
 
     # Floating-point *types* are carried as raw bits: moving a d/s register or spilling it is
     # exact. Floating-point *arithmetic* reaches `_perform_vex_expr_Op`, which angr refuses
@@ -214,6 +219,9 @@ class _Engine(ClaripyDataMixin):
         return res
 
     def _perform_vex_expr_CCall(self, func_name, ty, args, func=None):
+        mine = corrections.ccall(func_name, args, self.ex.ctx(self.path))
+        if mine is not None:
+            return mine
         try:
             return super()._perform_vex_expr_CCall(func_name, ty, args, func)
         except (SimError, claripy.ClaripyError) as e:
@@ -245,6 +253,54 @@ class _Engine(ClaripyDataMixin):
         self._unsupported("guarded store")
 
 
+class _Ctx:
+    """The executor's side of `isa.corrections.Ctx`: one path's registers, flags and faults."""
+
+    def __init__(self, ex: Explorer, path: _Path):
+        self.ex, self.path, self.arch = ex, path, ex.blob.arch
+
+    def reg(self, name: str) -> BV:
+        if name in ("xzr", "wzr"):
+            return claripy.BVV(0, 64)
+        if name == "fpcw.entry":
+            return self.ex.state.entry_values["fpcw"]
+        if name.startswith("$cpu."):
+            return self.ex.state.cpu[name[5:]]
+        off, size = self.ex.reg_slot(name)
+        return self.path.regs.get(off, size)
+
+    def set_reg(self, name: str, value: BV) -> None:
+        off, size = self.ex.reg_slot(name)
+        assert value.size() == size * 8, (name, value.size())
+        self.path.regs.put(off, value)
+
+    def flags(self) -> BV:
+        regs, arch = self.path.regs, self.ex.state.arch
+        thunk = [regs.get(arch.registers[r][0], 8) for r in ("cc_op", "cc_dep1", "cc_dep2", "cc_ndep")]
+        # angr's own helper, through the engine, which splits a thunk whose cc_op is an if-then-else
+        # (after a shift by a variable count) into cases.
+        return self.ex.engine._perform_vex_expr_CCall("amd64g_calculate_rflags_all", "Ity_I64", thunk)
+
+    def set_flags(self, value: BV) -> None:
+        arch = self.ex.state.arch
+        for r, v in (("cc_op", claripy.BVV(0, 64)), ("cc_dep1", value), ("cc_dep2", claripy.BVV(0, 64)),
+                     ("cc_ndep", claripy.BVV(0, 64))):
+            self.path.regs.put(arch.registers[r][0], v)
+
+    def fresh(self, bits: int, what: str) -> BV:
+        self.ex._fresh += 1
+        return bv(f"$undef{self.ex._fresh}", bits)
+
+    def sp_offset(self) -> int:
+        return self.ex._stack_pointer_offset(self.path)
+
+    def fault(self, cond, kind: str, message: str) -> None:
+        if cond.is_true():
+            self.ex._violate(self.path, kind, self.ex._current, message, cond)
+            raise _End("violation", message)
+        self.ex._assume(self.path, claripy.Not(cond), kind, message)
+
+
 class Explorer:
     """Exploration of every feasible path from the entry to its end, lowest address first, with
     paths merged at join points once many are live (see `_run_path`)."""
@@ -267,6 +323,9 @@ class Explorer:
         self._queue: list[_Path] = []
         self._sat: _Feasibility | None = None
         self.merges = 0
+        self._decisions: dict[int, isa.Decision] = {}
+        self._align = 0         # alignment the current instruction's memory operand needs (bytes)
+        self._fresh = 0
         arch = self.state.arch
         self._flag_offsets = frozenset(arch.registers[r][0] for r in ("cc_op", "cc_dep1", "cc_dep2", "cc_ndep")
                                        if r in arch.registers)
@@ -347,7 +406,9 @@ class Explorer:
         irsb = self._blocks.get(addr)
         if irsb is None:
             off = addr - self.blob.base
-            irsb = pyvex.lift(self.blob.code[off:], addr, self.state.arch, opt_level=1,
+            # opt_level=0: VEX's optimiser deletes loads whose value is unused, and a load can
+            # fault; the proof runs on the IR of every instruction as decoded, nothing removed.
+            irsb = pyvex.lift(self.blob.code[off:], addr, self.state.arch, opt_level=0,
                               max_bytes=self.blob.size - off)
             self._blocks[addr] = irsb
         return irsb
@@ -370,27 +431,54 @@ class Explorer:
     # --- callbacks from the engine ---------------------------------------------------------
 
     def insn_text(self, path: _Path, what: str) -> str:
-        insn = policy.decode(self.blob, self._current)
+        insn = isa.decode_insn(self.blob, self._current)
         shown = insn.text() if insn else "?"
         return f"{shown} at {self._current:#x} {what}"
 
-    def on_instruction(self, path: _Path, addr: int) -> None:
+    def ctx(self, path: _Path) -> _Ctx:
+        return _Ctx(self, path)
+
+    def on_instruction(self, path: _Path, addr: int, length: int | None = None) -> None:
+        self.end_instruction(path)
         self._flush_stack_checks(path)
         self._current = addr
-        finding = policy.check(self.blob, addr)
-        if finding is not None:
-            if finding.reason == "unsupported-instruction":
-                raise _End("unsupported-instruction", finding.message)
-            self._violate(path, finding.reason, addr, finding.message, claripy.true())
-            raise _End("violation", finding.message)
+        self._judge(path, addr, length)
         n = path.visits.get(addr, 0) + 1
         path.visits[addr] = n
         path.trace.append(addr)
         if n > self.spec.loop_bound:
-            insn = policy.decode(self.blob, addr)
+            insn = isa.decode_insn(self.blob, addr)
             raise _End("loop-bound", f"the instruction at {addr:#x} ({insn.text() if insn else '?'}) "
                        f"ran more than {self.spec.loop_bound} times on one path (the loop bound); if "
                        "the loop does end, raise it with (set-info :nverify-loop-bound N)")
+        d = self._decisions[addr]
+        assert d.form is not None and d.insn is not None
+        self._align = d.form.align
+        ctx = self.ctx(path)
+        path.insn = (d.form, d.insn, corrections.before(d.form, d.insn, ctx))
+
+    def _judge(self, path: _Path, addr: int, length: int | None) -> None:
+        """The verified instruction set's word on the instruction at addr, before any of it runs:
+        a forbidden one ends the path refuted, one outside the set ends it unknown."""
+        d = self._decisions.get(addr)
+        if d is None:
+            d = self._decisions[addr] = isa.check(self.blob, addr, length)
+        if d.kind == "ok":
+            return
+        if d.kind == "unsupported":
+            raise _End("unsupported-instruction", d.message)
+        reason = "undecodable" if d.kind == "undecodable" else "policy"
+        self._violate(path, reason, addr, d.message, claripy.true())
+        raise _End("violation", d.message)
+
+    def end_instruction(self, path: _Path) -> None:
+        """Apply the correction of the instruction that just finished (isa/corrections.py)."""
+        if path.insn is None:
+            return
+        form, insn, captured = path.insn
+        path.insn = None
+        corrections.after(form, insn, self.ctx(path), captured)
+        self._align = 0
 
     def divide_overflow(self, path: _Path, op: str, args) -> None:
         """x86 div/idiv fault (#DE) when the quotient does not fit; VEX only checks for zero."""
@@ -441,6 +529,7 @@ class Explorer:
             raise _End("infeasible")
 
     def on_default_exit(self, path: _Path, target: BV, jumpkind: str) -> None:
+        self.end_instruction(path)
         self._flush_stack_checks(path)
         if jumpkind == "Ijk_Ret":
             self._return(path, target)
@@ -465,14 +554,14 @@ class Explorer:
             self._violate(path, "policy", where, msg, claripy.true())
             raise _End("violation", msg)
         if jumpkind == "Ijk_NoDecode":
+            # What VEX cannot decode is judged on its bytes like any other instruction: forbidden
+            # ones refute even though VEX never lifted them.
             at = target if target is not None else path.addr
-            insn = policy.decode(self.blob, at)
-            if insn is not None:
-                raise _End("unsupported-instruction",
-                           f"{insn.text()} at {at:#x} is not modelled by the VEX lifter")
-            msg = f"no valid {self.blob.arch} instruction at {at:#x}"
-            self._violate(path, "undecodable", at, msg, claripy.true())
-            raise _End("violation", msg)
+            self._current = at
+            self._judge(path, at, None)
+            insn = isa.decode_insn(self.blob, at)
+            raise _End("unsupported-instruction",
+                       f"{insn.text() if insn else '?'} at {at:#x} is not modelled by the VEX lifter")
         if jumpkind.startswith("Ijk_Sig"):
             msg = f"the instruction at {where:#x} traps ({jumpkind[4:]})"
             self._violate(path, "policy", where, msg, claripy.true())
@@ -500,6 +589,7 @@ class Explorer:
         if self.blob.arch == "x86_64":
             off = st.arch.get_register_offset("dflag")
             checks.append(("returns with the direction flag set", regs.get(off, 8) != 1))
+        checks += self._fp_control_changed(path)
         for msg, cond in checks:
             if not cond.is_false():
                 self._violate(path, "frame", self._current, f"the return at {self._current:#x} {msg}", cond)
@@ -508,9 +598,20 @@ class Explorer:
             path.pc.append(ok)
         raise _End("returned")
 
+    def _fp_control_changed(self, path: _Path) -> list[tuple[str, claripy.ast.Bool]]:
+        """The FP control state the ABI makes callee-saved (SysV 3.2.1 and Win64: MXCSR's control
+        bits 6-15 and the x87 control word; AAPCS64: FPCR)."""
+        ctx, entry = self.ctx(path), self.state.entry_values
+        if self.blob.arch == "x86_64":
+            return [("changes the caller's MXCSR control bits (rounding, flush-to-zero, exception masks)",
+                     (ctx.reg("mxcsr") & corrections.MXCSR_CONTROL) != (entry["mxcsr"] & corrections.MXCSR_CONTROL)),
+                    ("changes the caller's x87 control word", ctx.reg("fpcw") != entry["fpcw"])]
+        return [("changes the caller's FPCR (rounding, flush-to-zero, default NaN)", ctx.reg("fpcr") != entry["fpcr"])]
+
     # --- memory ----------------------------------------------------------------------------
 
     def load(self, path: _Path, addr: BV, n: int) -> BV:
+        self._check_alignment(path, addr)
         placed = self._place(path, addr, n, write=False)
         region, off, cands = placed
         if cands is None:
@@ -518,12 +619,27 @@ class Explorer:
         return path.mem.read_symbolic(region, off, n, cands)
 
     def store(self, path: _Path, addr: BV, data: BV) -> None:
+        self._check_alignment(path, addr)
         n = data.size() // 8
         region, off, cands = self._place(path, addr, n, write=True)
         if cands is None:
             path.mem.write(region, off, data)
         else:
             path.mem.write_symbolic(region, off, data, cands)
+
+    def reg_slot(self, name: str) -> tuple[int, int]:
+        """(guest-state offset, bytes) of a register, or of nverify's own FP control state."""
+        if name in entry_mod.PSEUDO:
+            return entry_mod.PSEUDO[name]
+        off, size = self.state.arch.registers[name]
+        return off, size
+
+    def _check_alignment(self, path: _Path, addr: BV) -> None:
+        """Aligned SSE/AVX forms fault (#GP) on a misaligned operand; VEX does not check."""
+        if self._align:
+            ok = claripy.Extract(self._align.bit_length() - 2, 0, addr) == 0
+            self._assume(path, ok, "memory-safety",
+                         self.insn_text(path, f"faults (#GP): its memory operand is not {self._align}-byte aligned"))
 
     def _place(self, path: _Path, addr: BV, n: int, *, write: bool):
         what = "write" if write else "read"
@@ -737,7 +853,7 @@ def _mergeable(a: _Path, b: _Path, flags: frozenset[int]) -> bool:
     if-then-else angr's flag helpers evaluate exactly), and no stack check is pending. Loop
     counters, addresses and the stack pointer then stay concrete after the merge; states that
     differ there (different loop iterations, different frames) are explored separately."""
-    if a.pending or b.pending:
+    if a.pending or b.pending or a.insn is not None or b.insn is not None:
         return False
     for off in a.regs.slots.keys() | b.regs.slots.keys():
         if off in flags:

@@ -1,0 +1,74 @@
+"""The trusted base of a proof, in one place: which instruction forms nverify proves code with
+(the verified instruction set, deny by default), how their bytes must decode, and what nverify
+adds to VEX's meaning of each (corrections.py). Bytes at an address -> `Decision`.
+
+x86_64.py and aarch64.py hold the tables; decode.py the decoders and their agreement check.
+docs/machine-model.md lists the tables (generated from them by `python3 -m verifier.isa`)."""
+
+from __future__ import annotations
+
+from ..blob import Blob
+from . import aarch64, decode, x86_64
+from .table import Decision, Form, Insn
+
+__all__ = ["Decision", "Form", "Insn", "check", "decode_insn", "disassemble", "TABLES"]
+
+TABLES = {"x86_64": x86_64.TABLE, "aarch64": aarch64.TABLE}
+
+
+def decode_insn(blob: Blob, addr: int) -> Insn | None:
+    off = addr - blob.base
+    if not 0 <= off < blob.size:
+        return None
+    return decode.decode_at(blob.arch, blob.code, blob.base, off)
+
+
+def disassemble(blob: Blob) -> list[Insn]:
+    return decode.disassemble(blob.arch, blob.code, blob.base)
+
+
+def check(blob: Blob, addr: int, lifted_len: int | None = None) -> Decision:
+    """What the verified instruction set says about the instruction at `addr`. `lifted_len` is
+    the length the lifter (VEX) gave it, when it lifted it: every decoder must agree."""
+    insn = decode_insn(blob, addr)
+    if insn is None:
+        return Decision("undecodable", f"no valid {blob.arch} instruction at {addr:#x}")
+    if insn.addr + insn.size > blob.base + blob.size:
+        return Decision("undecodable", f"the instruction at {addr:#x} runs past the end of the blob", insn)
+    d = (x86_64 if blob.arch == "x86_64" else aarch64).classify(insn)
+    if d.kind == "policy":
+        return d
+    if blob.arch == "x86_64":
+        off = addr - blob.base
+        other = decode.x86_disagreement(blob.code[off:off + 15], addr)
+        if other:
+            return Decision("policy", f"ambiguous encoding at {addr:#x}: {other}", insn)
+    if lifted_len is not None and lifted_len != insn.size:
+        return Decision("policy", f"ambiguous encoding at {addr:#x}: the lifter decodes {lifted_len} bytes, "
+                        f"capstone {insn.size} ({insn.text()})", insn)
+    if d.kind != "ok":
+        return d
+    return _flow(blob, d)
+
+
+def _flow(blob: Blob, d: Decision) -> Decision:
+    """Control transfers: direct targets must lie in the blob; calls inside it are not modelled yet."""
+    insn = d.insn
+    assert insn is not None
+    m = insn.mnemonic
+    branch = m in ("call", "jmp", "b", "bl") or m.startswith(("j", "b.")) or m in ("cbz", "cbnz", "tbz", "tbnz")
+    if not branch:
+        if m == "lea" and insn.mem and insn.mem[0][0] == "" and "rip" in insn.op_str:
+            return Decision("unsupported", f"{insn.text()} at {insn.addr:#x} takes the code's own address; the "
+                            "code's position is not part of the model, so this cannot be verified", insn)
+        return d
+    kind = "call" if m in ("call", "bl") else "jump"
+    if insn.shape[-1:] != "i":
+        return Decision("policy", f"{insn.text()} at {insn.addr:#x} is an indirect {kind}", insn)
+    target = insn.imms[-1] & (2**64 - 1)
+    if not blob.contains(target):
+        return Decision("policy", f"{insn.text()} at {insn.addr:#x} {kind}s outside the blob", insn)
+    if kind == "call":
+        return Decision("unsupported", f"{insn.text()} at {insn.addr:#x} calls inside the blob: internal calls "
+                        "push a code address, which nverify does not model yet", insn)
+    return d
