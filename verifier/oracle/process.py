@@ -1,0 +1,109 @@
+"""Keeps one runner process per architecture alive and talks to it: request bytes -> response bytes.
+
+The runner ELF is built at a random base in wire.WINDOW each time a runner starts, handed to the
+kernel (or to qemu-user) through a memfd, and started with core dumps and file growth disabled, no
+environment, and a parent-death signal, so that a runner never outlives the Python process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import resource
+import secrets
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+from . import host, runner, wire
+from .state import Request
+
+PR_SET_PDEATHSIG = 1
+
+
+def _confine() -> None:            # runs in the child between fork and exec
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Runner:
+    """One runner process serving requests for one architecture."""
+
+    def __init__(self, arch: str, how: str) -> None:
+        self.arch, self.how = arch, how
+        self.base = wire.WINDOW[0] + secrets.randbelow((wire.WINDOW[1] - wire.WINDOW[0]) // wire.SLOT) * wire.SLOT
+        self.landing = int.from_bytes(runner.code(arch, self.base)[-8:], "little")
+        fd = os.memfd_create("nverify-oracle-runner", 0)
+        try:
+            os.write(fd, runner.build(arch, self.base))
+            path = f"/proc/self/fd/{fd}"
+            argv = [path] if how == "native" else [host.QEMU[arch], "-cpu", host.QEMU_CPU, path]
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, pass_fds=(fd,), env={}, cwd="/",
+                                         preexec_fn=_confine)
+        finally:
+            os.close(fd)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def call(self, data: bytes, expect: int, seconds: float) -> bytes | None:
+        """Send one request and read its `expect`-byte response, or None (runner gone or too slow:
+        then it is killed)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + seconds
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.close()
+            return None
+        out = bytearray()
+        fd = self.proc.stdout.fileno()
+        while len(out) < expect:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.close()
+                return None
+            chunk = os.read(fd, expect - len(out))
+            if not chunk:
+                self.close()
+                return None
+            out += chunk
+        return bytes(out)
+
+    def close(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+_runners: dict[str, Runner] = {}
+_lock = threading.Lock()
+
+
+def call(arch: str, how: str, build: Callable[[Runner], Request], seconds: float) -> tuple[Request, bytes | None]:
+    """Run one request on the (possibly new) runner for `arch`: `build(runner)` makes the request
+    (it needs the runner's base and landing address). Serialised: a runner serves one at a time."""
+    with _lock:
+        r = _runners.get(arch)
+        if r is None or not r.alive():
+            r = _runners[arch] = Runner(arch, how)
+        req = build(r)
+        return req, r.call(req.data, wire.PAGE + sum(len(m.data) for m in req.maps), seconds)
+
+
+@atexit.register
+def shutdown() -> None:
+    with _lock:
+        for r in _runners.values():
+            r.close()
+        _runners.clear()
