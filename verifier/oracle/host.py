@@ -16,6 +16,7 @@ def host_arch() -> str:
     return HOST.get(platform.machine().lower(), platform.machine().lower())
 
 
+@functools.lru_cache(maxsize=4)
 def available(arch: str) -> str | None:
     """'native' when this CPU runs `arch`, 'qemu' when qemu-user does (AArch64 only), else None."""
     if arch == host_arch():
@@ -50,6 +51,7 @@ def host_cpu() -> str:
     return f"arm64 (implementer {_field('CPU implementer')}, part {part})" if part else platform.processor()
 
 
+@functools.lru_cache(maxsize=1)
 def has_avx() -> bool:
     """AVX usable here: the kernel lists it only when it also saves the ymm state."""
     return "avx" in _field("flags").split()
@@ -65,6 +67,7 @@ def qemu_version(arch: str) -> str:
     return words[2] if len(words) > 2 and words[1] == "version" else "?"
 
 
+@functools.lru_cache(maxsize=4)
 def cpu_name(arch: str) -> str:
     """The CPU that runs `arch` blobs here: its model name, or qemu's version and the host CPU."""
     how = available(arch)

@@ -52,27 +52,42 @@ class Runner:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def call(self, data: bytes, expect: int, seconds: float) -> bytes | None:
-        """Send one request and read its `expect`-byte response, or None (runner gone or too slow:
-        then it is killed)."""
+    def call(self, data: bytes, expects: list[int], seconds: float) -> list[bytes | None]:
+        """Send requests (concatenated in `data`) and read one response of each expected size; None
+        for every response not read (the runner died or was too slow: then it is killed). A thread
+        writes while this one reads, so neither side waits for the other's pipe to drain."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         deadline = time.monotonic() + seconds
+        writer = threading.Thread(target=self._write, args=(data,), daemon=True)
+        writer.start()
+        answers: list[bytes | None] = []
+        fd = self.proc.stdout.fileno()
+        for expect in expects:
+            answer = self._read(fd, expect, deadline)
+            if answer is None:
+                self.close()
+                break
+            answers.append(answer)
+        writer.join()
+        return answers + [None] * (len(expects) - len(answers))
+
+    def _write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.close()
-            return None
+        except (BrokenPipeError, OSError, ValueError):
+            pass                                # the reader sees the runner go and reports it
+
+    @staticmethod
+    def _read(fd: int, expect: int, deadline: float) -> bytes | None:
         out = bytearray()
-        fd = self.proc.stdout.fileno()
         while len(out) < expect:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                self.close()
                 return None
             chunk = os.read(fd, expect - len(out))
             if not chunk:
-                self.close()
                 return None
             out += chunk
         return bytes(out)
@@ -90,15 +105,17 @@ _runners: dict[str, Runner] = {}
 _lock = threading.Lock()
 
 
-def call(arch: str, how: str, build: Callable[[Runner], Request], seconds: float) -> tuple[Request, bytes | None]:
-    """Run one request on the (possibly new) runner for `arch`: `build(runner)` makes the request
-    (it needs the runner's base and landing address). Serialised: a runner serves one at a time."""
+def call(arch: str, how: str, build: Callable[[Runner], list[Request]], seconds: float
+         ) -> tuple[list[Request], list[bytes | None]]:
+    """Run requests on the (possibly new) runner for `arch`: `build(runner)` makes them (they need
+    the runner's base and landing address). Serialised: a runner serves one caller at a time."""
     with _lock:
         r = _runners.get(arch)
         if r is None or not r.alive():
             r = _runners[arch] = Runner(arch, how)
-        req = build(r)
-        return req, r.call(req.data, wire.PAGE + sum(len(m.data) for m in req.maps), seconds)
+        reqs = build(r)
+        expects = [wire.PAGE + sum(len(m.data) for m in req.maps) for req in reqs]
+        return reqs, r.call(b"".join(req.data for req in reqs), expects, seconds)
 
 
 @atexit.register
