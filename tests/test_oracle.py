@@ -320,6 +320,14 @@ def test_bad_register_values_are_errors():
     assert "unknown register" in go("x86_64", "ret", {"eax": 1}).error
     assert "only CF PF AF ZF SF OF and DF" in go("x86_64", "ret", {"rflags": 0x100}).error   # TF
     assert "does not fit in 64 bits" in go("x86_64", "ret", {"rax": 1 << 64}).error
+    assert "mxcsr = 0x10000 does not fit in 16 bits" in go("x86_64", "ret", {"mxcsr": 0x10000}).error
+
+
+def test_an_unmasked_x87_exception_in_the_entry_state_is_the_blobs_fault():
+    """fpsw is arbitrary at entry: a pending exception the control word unmasks is raised by the
+    blob's first x87 instruction (#MF), not while the state is loaded."""
+    run = go("x86_64", "nop\nfld1\nret", {"fpsw": 0x1, "fpcw": 0x37E})
+    assert (run.signal_name, run.fault_pc) == ("SIGFPE", CODE + 1)
 
 
 def test_run_many_keeps_order_across_architectures_and_errors():

@@ -61,7 +61,7 @@ def request(state: EntryState, base: int, landing: int, avx: bool, qemu: bool, s
     pages[jump] = (bytearray(body + bytes(PAGE - len(body))), READ | EXEC, "the trampoline page")
     maps = _merge(pages)
     flags = (wire.F_AVX if avx else 0) | (wire.F_SECCOMP if seccomp else 0)
-    return Request(_encode(maps, timeout, flags, jump), maps, tuple(sorted(data_pages)), svcs)
+    return Request(_encode(maps, timeout, flags, jump), maps, tuple(sorted(data_pages)), svcs, jump)
 
 
 def _code(state: EntryState, qemu: bool) -> tuple[bytes, frozenset[int]]:

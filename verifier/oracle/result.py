@@ -38,6 +38,9 @@ def decode(arch: str, how: str, cpu: str, avx: bool, req: Request, raw: bytes) -
         regs = parse_block(arch, raw[wire.OUT:wire.OUT + wire.REGS_SIZE], avx)
         return mk(returned=True, regs=regs, pages=pages)
     signo, pc = st["signo"], st["pc"]
+    if req.jump <= pc < req.jump + PAGE:
+        return mk(error=f"the CPU refused the entry state: loading it raised {signal_name(signo)} "
+                        "(a control register value it does not accept)")
     code = st["code"] - (1 << 64) if st["code"] >> 63 else st["code"]
     if signo == signal.SIGILL and pc in req.svc_words:        # an svc that became udf under qemu
         return mk(signal=int(signal.SIGSYS), signal_name="SIGSYS", fault_pc=pc, pages=pages,

@@ -79,6 +79,7 @@ class Request:
     maps: tuple[Map, ...]
     region_pages: tuple[int, ...]   # page addresses that belong to regions (reported in Run.pages)
     svc_words: frozenset[int]       # AArch64 under qemu: addresses of the blob's svc, replaced
+    jump: int                       # the trampoline page
 
 
 def register_block(arch: str, regs: Mapping[str, int], entry: int, avx: bool) -> bytes:
@@ -104,7 +105,7 @@ def _x86_block(block: bytearray, regs: Mapping[str, int], entry: int, avx: bool)
     if flags & ~(X86_FLAGS | 0x202):
         raise StateError(f"rflags = {flags:#x}: only CF PF AF ZF SF OF and DF can be set")
     _put(block, wire.R_RFLAGS, flags | 0x202, 8, "rflags")
-    _put(block, wire.R_MXCSR, regs.get("mxcsr", 0x1F80), 4, "mxcsr")
+    _put(block, wire.R_MXCSR, regs.get("mxcsr", 0x1F80), 2, "mxcsr")      # bits 16-31 are reserved
     # fldenv image: control, status, tag (all empty) words, each in a 32-bit slot
     _put(block, wire.R_FPENV, regs.get("fpcw", 0x37F), 2, "fpcw")
     _put(block, wire.R_FPENV + 4, regs.get("fpsw", 0), 2, "fpsw")
