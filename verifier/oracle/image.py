@@ -2,6 +2,8 @@
 
 No libc, no linker: an ELF header and two PT_LOAD segments written here. The first segment holds
 the header page and the code (read + execute), the second is zero-filled data (read + write).
+A PT_GNU_STACK entry marks the stack non-executable: without it, kernels before 5.8 give the
+process READ_IMPLIES_EXEC, and every readable page it maps (the state's data) would be executable.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ def elf(arch: str, base: int, text_at: int, text: bytes, entry: int, data_size: 
     assert base % PAGE == 0 and base <= text_at and text_at + len(text) <= base + DATA
     filesz = text_at - base + len(text)
     ehdr = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0,
-                       2, EM[arch], 1, entry, 64, 0, 0, 64, 56, 2, 64, 0, 0)
+                       2, EM[arch], 1, entry, 64, 0, 0, 64, 56, 3, 64, 0, 0)
     text_seg = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, filesz, filesz, PAGE)
     data_seg = struct.pack("<IIQQQQQQ", 1, 6, 0, base + DATA, base + DATA, 0, data_size, PAGE)
-    head = ehdr + text_seg + data_seg
+    gnu_stack = struct.pack("<IIQQQQQQ", 0x6474E551, 6, 0, 0, 0, 0, 0, 16)
+    head = ehdr + text_seg + data_seg + gnu_stack
     return head + bytes(text_at - base - len(head)) + text
