@@ -347,3 +347,15 @@ def test_the_result_names_the_oracle_and_the_cpu(arch):
     if run.oracle == "qemu":
         assert run.cpu.startswith("qemu-aarch64 ")
     assert signal.Signals.SIGSYS.name == "SIGSYS"
+
+
+def test_a_forked_process_gets_its_own_runner():
+    """A process forked after the oracle started (a worker pool) must not share the parent's pipes."""
+    assert go("x86_64", "mov eax, 7\nret").regs["rax"] == 7
+    pid = os.fork()
+    if pid == 0:                                       # pragma: no cover - the child reports by exit code
+        ok = go("x86_64", "mov eax, 8\nret").regs.get("rax") == 8
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert go("x86_64", "mov eax, 9\nret").regs["rax"] == 9

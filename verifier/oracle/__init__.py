@@ -60,8 +60,10 @@ def _run_arch(arch: str, states: list[EntryState], timeout: float) -> list[Run]:
             except StateError as e:
                 out[i] = Run(how, cpu, error=str(e))
         return reqs
-    reqs, raws = process.call(arch, how, build, len(states) * timeout + GRACE[how])
+    runner, reqs, raws = process.call(arch, how, build, len(states) * timeout + GRACE[how])
+    lost = {"timeout": "the runner did not answer in time and was stopped",
+            "exited": "the runner exited without answering"}.get(runner.failure, "")
     for i, req, raw in zip(good, reqs, raws, strict=True):
-        out[i] = Run(how, cpu, timeout=True, error="the runner did not answer in time and was stopped") \
-            if raw is None else result.decode(arch, how, cpu, avx, req, raw)
+        out[i] = Run(how, cpu, timeout=runner.failure == "timeout", error=lost) if raw is None \
+            else result.decode(arch, how, cpu, avx, req, raw)
     return [r for r in out if r is not None]

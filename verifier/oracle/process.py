@@ -1,19 +1,18 @@
 """Keeps one runner process per architecture alive and talks to it: request bytes -> response bytes.
 
 The runner ELF is built at a random base in wire.WINDOW each time a runner starts, handed to the
-kernel (or to qemu-user) through a memfd, and started with core dumps and file growth disabled, no
-environment, and a parent-death signal, so that a runner never outlives the Python process.
+kernel (or to qemu-user) through a memfd, and started with core dumps and file growth disabled and
+no environment. A runner ends when its stdin closes, so it never outlives the Python process; a
+process forked from this one starts runners of its own instead of sharing the parent's pipes.
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import resource
 import secrets
 import select
-import signal
 import subprocess
 import threading
 import time
@@ -22,20 +21,18 @@ from collections.abc import Callable
 from . import host, runner, wire
 from .state import Request
 
-PR_SET_PDEATHSIG = 1
-
 
 def _confine() -> None:            # runs in the child between fork and exec
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class Runner:
     """One runner process serving requests for one architecture."""
 
     def __init__(self, arch: str, how: str) -> None:
-        self.arch, self.how = arch, how
+        self.arch, self.how, self.owner = arch, how, os.getpid()
+        self.failure = ""            # why the last call lost the runner: 'timeout' or 'exited'
         self.base = wire.WINDOW[0] + secrets.randbelow((wire.WINDOW[1] - wire.WINDOW[0]) // wire.SLOT) * wire.SLOT
         self.landing = int.from_bytes(runner.code(arch, self.base)[-8:], "little")
         fd = os.memfd_create("nverify-oracle-runner", 0)
@@ -65,6 +62,7 @@ class Runner:
         for expect in expects:
             answer = self._read(fd, expect, deadline)
             if answer is None:
+                self.failure = "timeout" if time.monotonic() >= deadline else "exited"
                 self.close()
                 break
             answers.append(answer)
@@ -106,21 +104,22 @@ _lock = threading.Lock()
 
 
 def call(arch: str, how: str, build: Callable[[Runner], list[Request]], seconds: float
-         ) -> tuple[list[Request], list[bytes | None]]:
+         ) -> tuple[Runner, list[Request], list[bytes | None]]:
     """Run requests on the (possibly new) runner for `arch`: `build(runner)` makes them (they need
     the runner's base and landing address). Serialised: a runner serves one caller at a time."""
     with _lock:
         r = _runners.get(arch)
-        if r is None or not r.alive():
+        if r is None or not r.alive() or r.owner != os.getpid():
             r = _runners[arch] = Runner(arch, how)
         reqs = build(r)
         expects = [wire.PAGE + sum(len(m.data) for m in req.maps) for req in reqs]
-        return reqs, r.call(b"".join(req.data for req in reqs), expects, seconds)
+        return r, reqs, r.call(b"".join(req.data for req in reqs), expects, seconds)
 
 
 @atexit.register
 def shutdown() -> None:
     with _lock:
         for r in _runners.values():
-            r.close()
+            if r.owner == os.getpid():
+                r.close()
         _runners.clear()
