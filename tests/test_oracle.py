@@ -359,3 +359,21 @@ def test_a_forked_process_gets_its_own_runner():
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert go("x86_64", "mov eax, 9\nret").regs["rax"] == 9
+
+
+def test_where_memfds_cannot_be_executed_a_private_file_is(monkeypatch):
+    start = process.Runner._start
+
+    def no_memfd(self, path, fds):
+        if path.startswith("/proc/self/fd/"):
+            raise PermissionError(13, "Permission denied (vm.memfd_noexec)")
+        return start(self, path, fds)
+    process.shutdown()
+    monkeypatch.setattr(process.Runner, "_start", no_memfd)
+    try:
+        assert go("x86_64", "mov eax, 4\nret").regs["rax"] == 4
+        tmp = process._runners["x86_64"]._tmp
+        assert tmp is not None and os.path.isdir(tmp.name)
+    finally:
+        process.shutdown()
+    assert not os.path.exists(tmp.name)

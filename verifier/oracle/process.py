@@ -14,12 +14,24 @@ import resource
 import secrets
 import select
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 
 from . import host, runner, wire
 from .state import Request
+
+MFD_EXEC = 0x10                    # Linux 6.3+: executable even where vm.memfd_noexec says otherwise
+
+
+def _memfd(elf: bytes) -> int:
+    try:
+        fd = os.memfd_create("nverify-oracle-runner", MFD_EXEC)
+    except OSError:                # an older kernel: no such flag, and no such restriction
+        fd = os.memfd_create("nverify-oracle-runner", 0)
+    os.write(fd, elf)
+    return fd
 
 
 def _confine() -> None:            # runs in the child between fork and exec
@@ -35,16 +47,25 @@ class Runner:
         self.failure = ""            # why the last call lost the runner: 'timeout' or 'exited'
         self.base = wire.WINDOW[0] + secrets.randbelow((wire.WINDOW[1] - wire.WINDOW[0]) // wire.SLOT) * wire.SLOT
         self.landing = int.from_bytes(runner.code(arch, self.base)[-8:], "little")
-        fd = os.memfd_create("nverify-oracle-runner", 0)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        elf = runner.build(arch, self.base)
+        fd = _memfd(elf)
         try:
-            os.write(fd, runner.build(arch, self.base))
-            path = f"/proc/self/fd/{fd}"
-            argv = [path] if how == "native" else [host.QEMU[arch], "-cpu", host.QEMU_CPU, path]
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, pass_fds=(fd,), env={}, cwd="/",
-                                         preexec_fn=_confine)
+            self.proc = self._start(f"/proc/self/fd/{fd}", (fd,))
+        except OSError:              # memfds not executable here: a private file instead
+            self._tmp = tempfile.TemporaryDirectory(prefix="nverify-oracle-")
+            path = os.path.join(self._tmp.name, f"runner-{arch}")
+            with open(path, "wb") as f:
+                f.write(elf)
+            os.chmod(path, 0o700)
+            self.proc = self._start(path, ())
         finally:
             os.close(fd)
+
+    def _start(self, path: str, fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
+        argv = [path] if self.how == "native" else [host.QEMU[self.arch], "-cpu", host.QEMU_CPU, path]
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                pass_fds=fds, env={}, cwd="/", preexec_fn=_confine)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -97,6 +118,8 @@ class Runner:
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 _runners: dict[str, Runner] = {}
