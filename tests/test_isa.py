@@ -199,3 +199,9 @@ def test_saving_and_restoring_fp_control_state_proves(tmp_path, arch, text):
     spec.write_text(IDENT)
     r = prove(str(asm_file(tmp_path, arch, text)), str(spec), Options(arch=arch, jobs=1))
     assert str(r.verdict) == "proven", r.to_json()
+
+
+def test_docs_list_the_current_tables():
+    from verifier.isa.__main__ import main
+
+    assert main(["--check"]) == 0, "docs/machine-model.md is out of date: run python3 -m verifier.isa"

@@ -171,7 +171,11 @@ def _initial_register(name: str, bits: int, blob: Blob) -> BV:
         return const(0, bits)      # ignored under OP_COPY
     if name == "d":
         return const(1, bits)      # VEX's DF as +1/-1: clear at entry (SysV); checked at the return
-    if name in ("id", "ac"):
+    if name == "ac":
+        # AC clear: with Linux's CR0.AM set, AC would make every misaligned access fault; no C
+        # runtime sets it, and the code cannot (popf is denied). docs/machine-model.md says so.
+        return const(0, bits)
+    if name == "id":
         return claripy.ZeroExt(bits - 1, bv(f"{name}flag", 1))
     if name in ("fs", "gs"):
         return bv(f"{name}_base", bits)
