@@ -36,9 +36,9 @@ def _crash_on_magic(*signals: str):
 
 DEAD = [
     Case("dead_load_aarch64", A, "1 dead code", _magic_tail("mov x9, #0\n ldr w10, [x9]\n mov w10, #0"), ID32,
-         _crash_on_magic("SIGSEGV"), xfail="issue 16: dead code (opt_level=1 drops the unused load)"),
+         _crash_on_magic("SIGSEGV")),
     Case("dead_load_to_zr_aarch64", A, "1 dead code", _magic_tail("mov x9, #0x10\n ldr wzr, [x9]"), ID32,
-         _crash_on_magic("SIGSEGV"), xfail="issue 16: dead code (a load into wzr is dropped)"),
+         _crash_on_magic("SIGSEGV")),
 ]
 
 DECODE = [
@@ -50,20 +50,16 @@ DECODE = [
 
 FORBIDDEN = [
     Case("hvc_aarch64", A, "3 forbidden, not lifted", "hvc #0\n ret", ID32,
-         lambda c: c.faults("SIGILL", x=5), POLICY,
-         xfail="issue 16: forbidden instruction VEX cannot lift (UNKNOWN, not REFUTED(policy))"),
+         lambda c: c.faults("SIGILL", x=5), POLICY),
     Case("smc_aarch64", A, "3 forbidden, not lifted", "smc #0\n ret", ID32,
-         lambda c: c.faults("SIGILL", x=5), POLICY,
-         xfail="issue 16: forbidden instruction VEX cannot lift (UNKNOWN, not REFUTED(policy))"),
+         lambda c: c.faults("SIGILL", x=5), POLICY),
 ]
 
 PINNED = [
     Case("mrs_fpcr_aarch64", A, "4 pinned state", "mrs x9, fpcr\n cbz x9, ok\n add w0, w0, #1\n ok: ret", ID32,
-         lambda c: (c.meets_spec(x=5), c.breaks_spec(x=5, ctl=(FPCR_FZ, None))),
-         xfail="issue 16: pinned state (FPCR is fixed at entry; -ffast-math sets FZ)"),
+         lambda c: (c.meets_spec(x=5), c.breaks_spec(x=5, ctl=(FPCR_FZ, None)))),
     Case("mrs_fpsr_aarch64", A, "4 pinned state", "mrs x9, fpsr\n and x9, x9, #0x1f\n add w0, w0, w9\n ret", ID32,
-         lambda c: (c.meets_spec(x=5), c.breaks_spec(x=5, ctl=(None, FPSR_IXC))),
-         xfail="issue 16: pinned state (FPSR is fixed at entry)"),
+         lambda c: (c.meets_spec(x=5), c.breaks_spec(x=5, ctl=(None, FPSR_IXC)))),
     Case("msr_fpcr_rounding_aarch64", A, "4 callee-saved FP control",
          "mrs x9, fpcr\n orr x9, x9, #0xc00000\n msr fpcr, x9\n ret", ID32,
          lambda c: _fpcr_changed(c, FPCR_RMODE_ZERO), FRAME,
@@ -91,21 +87,18 @@ def _misaligned_b16(c: Ctx):
 
 
 FAULTS = [
-    Case("ldar_misaligned_aarch64", A, "6 missing fault", "ldar w9, [x0]\n ret", COPYB16, _misaligned_b16,
-         xfail="issue 16: missing fault (misaligned ldar)"),
+    Case("ldar_misaligned_aarch64", A, "6 missing fault", "ldar w9, [x0]\n ret", COPYB16, _misaligned_b16),
     Case("stlr_misaligned_aarch64", A, "6 missing fault", "ldr w9, [x0]\n stlr w9, [x0]\n ret", COPYB16,
-         _misaligned_b16, xfail="issue 16: missing fault (misaligned stlr)"),
+         _misaligned_b16),
     Case("ldxr_misaligned_aarch64", A, "6 missing fault", "ldxr w9, [x0]\n clrex\n ret", COPYB16, _misaligned_b16),
     Case("sp_misaligned_aarch64", A, "6 missing fault",
          "sub sp, sp, #8\n str x0, [sp]\n add sp, sp, #8\n ret", ID64, lambda c: c.faults("SIGBUS", x=5),
-         xfail="issue 16: missing fault (Linux enables the SP alignment check)",
          cpu_skip="qemu-user does not model SCTLR_EL1.SA0 (on hardware Linux delivers SIGBUS)"),
     Case("paciasp_aarch64", A, "6 feature-dependent hint",
-         ".byte 0x3f, 0x23, 0x03, 0xd5\n ret", ID64, lambda c: c.faults("SIGSEGV", "SIGILL", "SIGBUS", x=5),
-         xfail="issue 16: pointer authentication lifted as a NOP"),
+         ".byte 0x3f, 0x23, 0x03, 0xd5\n ret", ID64, lambda c: c.faults("SIGSEGV", "SIGILL", "SIGBUS", x=5)),
     Case("autia1716_aarch64", A, "6 feature-dependent hint",
          "mov x17, x0\n mov x16, #0\n .byte 0x9f, 0x21, 0x03, 0xd5\n mov x0, x17\n ret", ID64,
-         lambda c: _auth_changes(c), xfail="issue 16: pointer authentication lifted as a NOP"),
+         lambda c: _auth_changes(c)),
 ]
 
 
