@@ -43,6 +43,7 @@ class Options:
     merge_threshold: int | None = None       # None: symexec.MERGE_THRESHOLD (live paths before merging)
     refute_fast: bool = True                 # concrete testing of postconditions before SMT
     cache: str | None = None                 # directory of proven obligations (solve.Cache); None: off
+    cosim: int | None = None                 # entry states co-simulated on the CPU per PROVEN (None: default)
 
 
 Progress = Callable[[str, dict], None]
@@ -191,9 +192,26 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
         res.verdict, res.reason = Verdict.UNKNOWN, "loop-bound"
         res.message = "no path returns"
         return res
+    if not _cosimulated(blob, spec, abi, ex, options, res):
+        return res
     res.message = (f"{spec.signature.name} meets its spec on every entry state allowed by pre "
                    f"({len(ex.paths)} paths, {len(obs)} obligations)")
     return res
+
+
+def _cosimulated(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, options: Options, res: Result) -> bool:
+    """Co-simulate a would-be PROVEN on the CPU oracle (verifier/oracle/cosim.py); a difference between
+    the CPU and the symbolic model makes it UNKNOWN(lifter-mismatch)."""
+    from .oracle import cosim
+
+    total = cosim.DEFAULT_STATES if options.cosim is None else options.cosim
+    res.cosim = cosim.cosimulate(blob, abi, spec, ex, total) if total > 0 else \
+        {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0, "note": "--cosim 0: not co-simulated"}
+    if res.cosim.get("mismatches"):
+        res.verdict, res.reason = Verdict.UNKNOWN, "lifter-mismatch"
+        res.message = "co-simulation on the CPU disagrees with the symbolic model: " + res.cosim["mismatch"]
+        return False
+    return True
 
 
 def _unknown_row(o: Outcome) -> str:

@@ -46,10 +46,13 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
           avx: bool) -> Concrete:
     """The concrete entry state of `model` (values the model leaves out are 0)."""
     symbols = {**ex.symbols, **names}
-    regs = {r: smt.evaluate(t, symbols, model) for r, t in ex.entry_registers.items()}
+    # most entry values are bare symbols: read them from the model instead of parsing each term
+    regs = {r: model.get(t, 0) if t in ex.symbols else smt.evaluate(t, symbols, model)
+            for r, t in ex.entry_registers.items()}
     is_x86 = blob.arch == "x86_64"
     sp0 = regs["rsp" if is_x86 else "sp"]
-    ret_addr = smt.evaluate(ex.return_address, symbols, model)
+    ret_addr = model.get(ex.return_address, 0) if ex.return_address in ex.symbols else \
+        smt.evaluate(ex.return_address, symbols, model)
     arrays = tuple(Array(name, regs[reg], bits // 8 * (n if count is None else min(n, model.get(count, 0))),
                          bits, n, const) for name, reg, bits, n, const, count in ex.arrays)
     lo, hi = sp0 - STACK_MAX - abi.red_zone, sp0 + abi.stack_hi + 8

@@ -191,3 +191,70 @@ def _unicorn(blob, abi, ex, model, loop_bound, names, info: dict) -> OracleRepla
                                                       "entry_registers", "trace", "error")})
     out.oracle = info | {"judged_by": "unicorn"}
     return out
+
+
+# --- co-simulation of a PROVEN ---------------------------------------------------------------------
+
+DEFAULT_STATES = 32          # per proof, spread over the returned paths (at least one each)
+
+
+def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT_STATES,
+               seed: int = 0) -> dict:
+    """Run entry states drawn from every returned path on the oracle and compare with the symbolic
+    model: outputs, the frame (preserved registers, sp, DF), no fault, no stray write.
+    -> {"oracle", "cpu", "states", "mismatches", "mismatch": first difference in words}."""
+    from . import run_many, sample
+
+    how = oracle_for(blob.arch)
+    if how is None:
+        return {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0,
+                "note": f"no CPU oracle for {blob.arch} on this machine: not co-simulated"}
+    paths = [p for p in ex.paths if p.status == "returned"]
+    per = max(1, -(-total // max(1, len(paths))))
+    avx = host.has_avx()
+    todo: list[tuple[object, dict, concrete.Concrete]] = []
+    for p in paths:
+        for model in sample.states(spec, ex, p, per, seed + p.index):
+            todo.append((p, model, concrete.build(blob, abi, ex, model, spec.names, avx)))
+    runs = run_many([c.state for _, _, c in todo])
+    info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0}
+    for (p, model, c), r in zip(todo, runs, strict=True):
+        if r.error:
+            continue           # a state the oracle cannot lay out is not counted
+        info["states"] += 1
+        why = _compare(blob, abi, spec, ex, p, model, c, r)
+        if why:
+            info["mismatches"] += 1
+            info.setdefault("mismatch", f"path {p.index}: {why} (entry state: {_show(model, ex)})")
+    return info
+
+
+def _compare(blob, abi, spec, ex, path, model, c, r: Run) -> str:
+    from .. import smt
+
+    got = judge(blob, abi, c, r)
+    if not got.returned:
+        return "the CPU did not return: " + ("; ".join(m for _, _, m in got.events) or got.error or "?")
+    if got.events:
+        return got.events[0][2]
+    bad = frame_breaks(got, abi)
+    if bad:
+        return bad
+    symbols = {**ex.symbols, **spec.names}
+    for name, term in path.outputs.items():
+        want = smt.evaluate(term, symbols, model)
+        if name == "ret":
+            width = spec.signature.ret.bits if spec.signature.ret is not None else 64
+            have = got.outputs["$ret"] & ((1 << width) - 1)
+        elif name in got.outputs:
+            have = got.outputs[name]
+        else:
+            continue
+        if have != want:
+            return f"{name} is {have:#x} on the CPU, {want:#x} in the symbolic model"
+    return ""
+
+
+def _show(model: dict, ex: Exploration) -> str:
+    keep = [n for n in model if not n.startswith(("ymm", "q", "cr", "fpreg", "cpu.")) and not n.endswith("_seg")]
+    return ", ".join(f"{n}={model[n]:#x}" for n in sorted(keep)[:24])
