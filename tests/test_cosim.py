@@ -62,3 +62,45 @@ def test_avx2_sorting_network_bug_is_refuted_on_the_cpu(tmp_path):
     out = [int(cex["actual"][f"p.{i}.out"], 16) for i in range(5)]
     signed = [v - (1 << 32) if v >> 31 else v for v in out]
     assert signed != sorted(signed)
+
+
+INCREMENT = """(set-info :nverify-signature "int32_t f(int32_t x)")
+(define-fun post () Bool (= ret (bvadd x #x00000001)))
+"""
+# What the injected wrong semantics computes: a proof of this spec for `add eax, 1` rests on it.
+WRONG = """(set-info :nverify-signature "int32_t f(int32_t x)")
+(define-fun post () Bool (= ret (bvadd x #x00000001 (ite (= x #x00001234) #x00000001 #x00000000))))
+"""
+
+
+@NATIVE
+def test_a_normal_proof_carries_its_cosimulation(tmp_path):
+    spec = tmp_path / "inc.smt"
+    spec.write_text(INCREMENT)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", "mov eax, edi\nadd eax, 1\nret"), str(spec))
+    assert r["verdict"] == "proven", r["message"]
+    assert r["cosim"]["oracle"] == "native" and r["cosim"]["cpu"]
+    assert r["cosim"]["states"] > 0 and r["cosim"]["mismatches"] == 0
+
+
+@NATIVE
+def test_a_proof_that_rests_on_a_wrong_semantics_is_unknown(tmp_path, monkeypatch):
+    """Iop_Add32 replaced by a + b + (a == 0x1234): the blob 'proves' the wrong spec symbolically;
+    the CPU, run on states that include the special value, disagrees."""
+    import claripy
+
+    from verifier import symexec
+
+    real = symexec._Engine._perform_vex_expr_Op
+
+    def wrong(self, op, args):
+        res = real(self, op, args)
+        if op == "Iop_Add32":
+            res = res + claripy.If(args[0] == 0x1234, claripy.BVV(1, 32), claripy.BVV(0, 32))
+        return res
+    monkeypatch.setattr(symexec._Engine, "_perform_vex_expr_Op", wrong)
+    spec = tmp_path / "wrong.smt"
+    spec.write_text(WRONG)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", "mov eax, edi\nadd eax, 1\nret"), str(spec))
+    assert r["verdict"] == "unknown" and r["reason"] == "lifter-mismatch", r["message"]
+    assert r["cosim"]["mismatches"] > 0 and "path 0" in r["message"]

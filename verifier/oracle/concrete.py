@@ -43,12 +43,14 @@ class Concrete:
 
 
 def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: dict[str, int],
-          avx: bool) -> Concrete:
-    """The concrete entry state of `model` (values the model leaves out are 0)."""
+          avx: bool, known: dict[str, int] | None = None) -> Concrete:
+    """The concrete entry state of `model` (values the model leaves out are 0). `known` may hold
+    the entry registers' values already evaluated, as "reg:<name>"."""
     symbols = {**ex.symbols, **names}
+    known = known or {}
     # most entry values are bare symbols: read them from the model instead of parsing each term
-    regs = {r: model.get(t, 0) if t in ex.symbols else smt.evaluate(t, symbols, model)
-            for r, t in ex.entry_registers.items()}
+    regs = {r: known[f"reg:{r}"] if f"reg:{r}" in known else model.get(t, 0) if t in ex.symbols
+            else smt.evaluate(t, symbols, model) for r, t in ex.entry_registers.items()}
     is_x86 = blob.arch == "x86_64"
     sp0 = regs["rsp" if is_x86 else "sp"]
     ret_addr = model.get(ex.return_address, 0) if ex.return_address in ex.symbols else \

@@ -26,8 +26,10 @@ CHECK_MS = 2000
 LITERAL = re.compile(r"#x([0-9a-fA-F]+)|\(_ bv(\d+) (\d+)\)")
 
 
-def states(spec: Spec, ex: Exploration, path: PathResult, count: int, seed: int) -> list[dict[str, int]]:
-    """Up to `count` models of the path (fewer if the solver cannot find them in time)."""
+def states(spec: Spec, ex: Exploration, path: PathResult, count: int, seed: int,
+           terms: dict[str, str]) -> list[tuple[dict[str, int], dict[str, int]]]:
+    """Up to `count` models of the path (fewer if the solver cannot find them in time), each with
+    the values of `terms` (SMT-LIB text, parsed once) in it."""
     links, internal = _array_links(ex)
     names = {**internal, **ex.symbols, **spec.names}
     base = smt.parse_asserts("".join(f"(assert {f})\n" for f in (*ex.assumptions, *links, spec.pre, path.pc,
@@ -37,16 +39,24 @@ def states(spec: Spec, ex: Exploration, path: PathResult, count: int, seed: int)
     s.set("random_seed", seed)
     s.add(*base)
     decl = smt.declarations(names)
+    keys = list(terms)
+    exprs = [f.arg(0) for f in smt.parse_asserts("".join(f"(assert (= {terms[k]} {terms[k]}))\n" for k in keys),
+                                                 names)] if keys else []
     free = [n for n, w in names.items() if not smt.is_array(w) and n not in _fixed(ex)]
+    # Names no constraint mentions take their wish as is; only the others are the solver's business.
+    bound = set().union(*(smt.free_names(f) for f in base))
     literals = _literals(path)
     rng = random.Random(seed)
-    out: list[dict[str, int]] = []
+    out: list[tuple[dict[str, int], dict[str, int]]] = []
     for k in range(count):
         wish = {n: _wish(rng, names[n], literals, k) for n in free}
-        model = _solve(s, decl, wish, rng)
+        model = _solve(s, decl, {n: v for n, v in wish.items() if n in bound}, rng)
         if model is None:
             break
-        out.append(_values(model, decl, names))
+        for n in wish.keys() - bound:
+            model.update_value(decl[n], z3.BitVecVal(wish[n], decl[n].size()))
+        values = {k: _int(model.eval(e, model_completion=True)) for k, e in zip(keys, exprs, strict=True)}
+        out.append((_values(model, decl, names), values))
     return out
 
 
@@ -77,20 +87,27 @@ def _placement(ex: Exploration) -> list[str]:
     return out
 
 
-def _literals(path: PathResult) -> dict[int, set[int]]:
-    """Bit-vector literals of the path's terms, by width, with their neighbours."""
-    out: dict[int, set[int]] = {}
+def _literals(path: PathResult) -> dict[int, list[int]]:
+    """Bit-vector literals of the path's terms, by width: the literals themselves first (those the
+    edge values do not already cover), then their neighbours."""
+    exact: dict[int, list[int]] = {}
     for m in LITERAL.finditer(" ".join([path.pc, *path.outputs.values()])):
         width, value = (len(m.group(1)) * 4, int(m.group(1), 16)) if m.group(1) else (int(m.group(3)), int(m.group(2)))
+        exact.setdefault(width, []).append(value)
+    out: dict[int, list[int]] = {}
+    for width, values in exact.items():
         mask = (1 << width) - 1
-        out.setdefault(width, set()).update({value, (value + 1) & mask, (value - 1) & mask})
+        edges = {e & mask for e in EDGES}
+        first = [v for v in dict.fromkeys(values) if v not in edges]
+        near = [n for v in first for n in ((v + 1) & mask, (v - 1) & mask)]
+        out[width] = list(dict.fromkeys(first + near)) or sorted(set(values))
     return out
 
 
-def _wish(rng: random.Random, width: int, literals: dict[int, set[int]], k: int) -> int:
-    pool = sorted(literals.get(width, ()))
+def _wish(rng: random.Random, width: int, literals: dict[int, list[int]], k: int) -> int:
+    pool = literals.get(width, [])
     if k % 3 == 1 and pool:
-        return rng.choice(pool)
+        return pool[(k // 3) % len(pool)]
     if k % 3 == 2:
         return rng.choice(EDGES) & ((1 << width) - 1)
     return rng.getrandbits(width)
@@ -99,16 +116,23 @@ def _wish(rng: random.Random, width: int, literals: dict[int, set[int]], k: int)
 def _solve(s: z3.Solver, decl: dict, wish: dict[str, int], rng: random.Random) -> z3.ModelRef | None:
     """A model keeping the wishes the solver allows: each is an assumption literal, and those in an
     unsat core are dropped until the rest are satisfiable (or none are left)."""
-    lits = {n: decl[n] == z3.BitVecVal(wish[n], decl[n].size()) for n in wish}
-    for _ in range(8):
-        r = s.check(*lits.values())
-        if r == z3.sat:
-            return s.model()
-        core = {str(c) for c in s.unsat_core()} if r == z3.unsat else set(map(str, lits.values()))
-        if not lits or r != z3.unsat and not core:
-            break
-        lits = {n: lit for n, lit in lits.items() if str(lit) not in core} if core else {}
-    return s.model() if s.check() == z3.sat else None
+    s.push()
+    lits = {}
+    for i, n in enumerate(wish):
+        lits[f"wish.{i}"] = z3.Bool(f"wish.{i}")
+        s.add(z3.Implies(lits[f"wish.{i}"], decl[n] == z3.BitVecVal(wish[n], decl[n].size())))
+    try:
+        for _ in range(8):
+            r = s.check(*lits.values())
+            if r == z3.sat:
+                return s.model()
+            if r != z3.unsat or not lits:
+                break
+            core = {c.decl().name() for c in s.unsat_core()}
+            lits = {k: v for k, v in lits.items() if k not in core}
+        return s.model() if s.check() == z3.sat else None
+    finally:
+        s.pop()
 
 
 def _values(model: z3.ModelRef, decl: dict, names: dict) -> dict[str, int]:
@@ -117,3 +141,7 @@ def _values(model: z3.ModelRef, decl: dict, names: dict) -> dict[str, int]:
         if not smt.is_array(w):
             out[n] = model.eval(decl[n], model_completion=True).as_long()
     return out
+
+
+def _int(v: z3.ExprRef) -> int:
+    return int(z3.is_true(v)) if z3.is_bool(v) else v.as_long()
