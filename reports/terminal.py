@@ -27,6 +27,8 @@ def render(result: dict[str, Any], console: Console) -> None:
     parts: list[Any] = [ident]
     if result.get("message"):
         parts.append(Text(result["message"]))
+    if result.get("cosim"):
+        parts.append(Text(cosim_line(result["cosim"]), style="dim"))
     console.print(Panel(Group(*parts), title=title, title_align="left", expand=True))
     console.print(_obligations(result["obligations"]))
     if result.get("counterexample"):
@@ -42,6 +44,14 @@ def _obligations(rows: list[dict[str, Any]]) -> Table:
         t.add_row(r["name"], r["kind"], Text(r["result"], style=colour.get(r["result"], "")), r["solver"],
                   f"{r['seconds']:.3f}")
     return t
+
+
+def cosim_line(c: dict[str, Any]) -> str:
+    """One line saying what co-simulation on the CPU oracle checked."""
+    if not c.get("states"):
+        return "co-simulation: " + (c.get("note") or "no state could be run on the oracle")
+    where = f"the CPU ({c.get('cpu')})" if c.get("oracle") == "native" else c.get("cpu") or c.get("oracle")
+    return f"co-simulated on {where}: {c['states']} entry states, {c.get('mismatches', 0)} mismatches"
 
 
 def replayed_on(cex: dict[str, Any]) -> str:
