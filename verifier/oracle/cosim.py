@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from .. import replay as uc_replay
 from ..arch import Abi
 from ..blob import Blob
-from ..exploration import Exploration
+from ..exploration import Exploration, PathResult
 from . import concrete, host
 from .state import Run
 
 # What a fault signal shows, as an obligation kind (DESIGN §4): a fault of a data access or of an
 # aligned form is memory safety; an illegal instruction, a trap or a system call is policy; a
 # division fault is the policy check of symexec's divide_overflow.
-SIGNAL_KIND = {signal.SIGSEGV: "memory-safety", signal.SIGBUS: "memory-safety", signal.SIGILL: "policy",
+SIGNAL_KIND: dict[int, str] = {signal.SIGSEGV: "memory-safety", signal.SIGBUS: "memory-safety", signal.SIGILL: "policy",
                signal.SIGTRAP: "policy", signal.SIGSYS: "policy", signal.SIGFPE: "policy"}
 RET_DEFAULT = 0x3EFF_1000_0000   # pipeline.RET_BAND: no array, stack or runner page is there
 SI_KERNEL = 0x80          # si_code of a SIGSEGV from #GP: no faulting address
@@ -214,7 +214,7 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
     paths = [p for p in ex.paths if p.status == "returned"]
     per = max(1, -(-total // max(1, len(paths))))
     avx = host.has_avx()
-    todo: list[tuple[object, dict, concrete.Concrete]] = []
+    todo: list[tuple[PathResult, dict, concrete.Concrete]] = []
     regs = {f"reg:{r}": t for r, t in ex.entry_registers.items() if t not in ex.symbols}
     for p in paths:
         terms = regs | {f"out:{k}": t for k, t in p.outputs.items()}
