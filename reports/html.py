@@ -7,6 +7,7 @@ import re
 from html import escape
 
 from .content import Block, Report
+from .terminal import replayed_on
 
 CSS = """
 :root { --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --line: #d0d7de; --muted: #57606a; }
@@ -170,7 +171,7 @@ def render(rep: Report) -> str:
                  for k, v in (cex.get("expected") or {}).items()]
         rows += [[f"<code>{escape(k)}</code>", f"<code>{escape(str(v))}</code>", "actual"]
                  for k, v in (cex.get("actual") or {}).items()]
-        replay = "confirmed on the unicorn emulator" if cex.get("replayed") else "not confirmed by replay"
+        replay = f"confirmed on {replayed_on(cex)}" if cex.get("replayed") else "not confirmed by replay"
         title = "Counterexample" if rep.verdict == "refuted" else "An input that reaches it"
         s.append(f'<section id="counterexample"><h2>{title}</h2>' + _table(["name", "value", ""], rows)
                  + f"<p>Replay: {escape(replay)}" + (f" — {escape(cex['replay'])}" if cex.get("replay") else "")

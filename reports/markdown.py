@@ -4,6 +4,7 @@ says except the pictures (the CFG) and the long listings (VEX IR, decompiled cod
 from __future__ import annotations
 
 from .content import Report
+from .terminal import replayed_on
 
 ICON = {"proven": "✅", "refuted": "❌", "unknown": "⚠️"}
 
@@ -61,7 +62,7 @@ def render(rep: Report) -> str:
         rows += [[f"`{k}`", f"`{v}`", "expected"] for k, v in (cex.get("expected") or {}).items()]
         rows += [[f"`{k}`", f"`{v}`", "actual"] for k, v in (cex.get("actual") or {}).items()]
         out += _table(["name", "value", ""], rows) + [""]
-        replay = "replayed on unicorn: " + ("confirmed" if cex.get("replayed") else "not confirmed")
+        replay = f"replayed on {replayed_on(cex)}: " + ("confirmed" if cex.get("replayed") else "not confirmed")
         out += [f"{replay}" + (f" — {cex['replay']}" if cex.get("replay") else ""), ""]
     path = [i for i in rep.insns if i.on_path]
     out += ["### Disassembly", "", "<details><summary>" + f"{len(rep.insns)} instructions"

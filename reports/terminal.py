@@ -27,6 +27,8 @@ def render(result: dict[str, Any], console: Console) -> None:
     parts: list[Any] = [ident]
     if result.get("message"):
         parts.append(Text(result["message"]))
+    if result.get("cosim"):
+        parts.append(Text(cosim_line(result["cosim"]), style="dim"))
     console.print(Panel(Group(*parts), title=title, title_align="left", expand=True))
     console.print(_obligations(result["obligations"]))
     if result.get("counterexample"):
@@ -44,8 +46,27 @@ def _obligations(rows: list[dict[str, Any]]) -> Table:
     return t
 
 
+def cosim_line(c: dict[str, Any]) -> str:
+    """One line saying what co-simulation on the CPU oracle checked."""
+    if not c.get("states"):
+        return "co-simulation: " + (c.get("note") or "no state could be run on the oracle")
+    where = f"the CPU ({c.get('cpu')})" if c.get("oracle") == "native" else c.get("cpu") or c.get("oracle")
+    return f"co-simulated on {where}: {c['states']} entry states, {c.get('mismatches', 0)} mismatches"
+
+
+def replayed_on(cex: dict[str, Any]) -> str:
+    """Who judged the replay: 'the CPU (<model>)', 'qemu-aarch64 …' or 'unicorn' (older results: unicorn)."""
+    o = cex.get("oracle") or {}
+    judge = o.get("judged_by", "unicorn")
+    if judge == "native":
+        return f"the CPU ({o.get('cpu', '?')})"
+    if judge == "qemu":
+        return o.get("cpu", "qemu")
+    return "unicorn"
+
+
 def _counterexample(cex: dict[str, Any]) -> Table:
-    t = Table(title="Counterexample" + (" (replayed on unicorn)" if cex.get("replayed") else ""),
+    t = Table(title="Counterexample" + (f" (replayed on {replayed_on(cex)})" if cex.get("replayed") else ""),
               title_justify="left")
     t.add_column("name")
     t.add_column("value")
@@ -55,7 +76,7 @@ def _counterexample(cex: dict[str, Any]) -> Table:
     rows += [(k, v, "actual output") for k, v in cex.get("actual", {}).items()]
     rows += [(k, v, "expected") for k, v in cex.get("expected", {}).items()]
     if cex.get("replay"):
-        rows.append(("replay", cex["replay"], "emulator"))
+        rows.append(("replay", cex["replay"], replayed_on(cex)))
     if cex.get("note"):
         rows.append(("note", cex["note"], ""))
     for k, v, what in rows:   # plain Text: names like [rsp] are not Rich markup

@@ -121,6 +121,7 @@ def test_envelope_and_statement_contents(signed):
     spec = Path(__file__).parent.parent / "specs" / "sort3.smt"
     assert p["spec"]["text"] == spec.read_bytes().decode() and p["spec"]["sha256"] == attest.sha256_file(spec)
     assert p["generator"] == {"generator": "hand", "by": "test"}
+    assert p["cosim"]["states"] > 0 and p["cosim"]["mismatches"] == 0 and p["cosim"]["cpu"]
     assert {"nverify", "angr", "pyvex", "claripy", "z3-solver", "capstone", "lief"} <= set(p["tools"])
     assert all(p["tools"][t] for t in ("angr", "pyvex", "claripy", "z3-solver", "capstone", "lief"))
     assert p["obligations"] and all(o["solver"] and o["seconds"] >= 0 for o in p["obligations"])

@@ -27,6 +27,16 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (use decimal or 0x… hex)") from None
 
 
+def _cosim_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--cosim {text!r}: give a number of entry states, 0 or more")
+    return n
+
+
 def _positive(text: str) -> float:
     try:
         v = float(text)
@@ -96,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "entry state allowed by pre (post is then optional)")
     pr.add_argument("--jobs", type=_count, help="solver worker processes (default: number of cores)")
     pr.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
+    pr.add_argument("--cosim", type=_cosim_count, default=None, metavar="N",
+                    help="entry states a PROVEN is co-simulated with on the CPU (default 16; 0: off)")
     pr.add_argument("--cache", metavar="DIR", default=os.environ.get("NVERIFY_CACHE"),
                     help="keep proven obligations in DIR, keyed by the query's hash, and reuse them "
                          "(default: $NVERIFY_CACHE, else off; keep DIR private: an entry is trusted)")
@@ -226,7 +238,7 @@ def _prove(args) -> int:
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     opts = Options(arch=args.arch, base=args.base, symbol=args.symbol, jobs=args.jobs, timeout=args.timeout,
-                   ref=args.ref, solvers=args.solver, abi=args.abi, cache=args.cache)
+                   ref=args.ref, solvers=args.solver, abi=args.abi, cache=args.cache, cosim=args.cosim)
     progress = _Progress(Console(stderr=True)) if sys.stderr.isatty() and not args.quiet else None
     try:
         result = prove(args.blob, args.spec, opts, progress)

@@ -86,6 +86,7 @@ def statement(result: dict, spec_text: str, files: dict[str, bytes], provenance:
         "options": result["options"],
         "paths": result["paths"],
         "model": result.get("model"),
+        "cosim": result.get("cosim"),
         "obligations": result["obligations"],
         "seconds": result["seconds"],
         "tools": versions(),

@@ -23,6 +23,10 @@ from .verdict import REFUTING, ObligationRow, Result, Verdict
 
 USER_LO, USER_HI = 0x10000, 0x7FFF_0000_0000
 STACK_BAND = 0x4000_0000_0000   # counterexample stacks live above this, arrays below
+STACK_TOP = 0x6000_0000_0000    # ... and below this, away from the oracle's own stack, vDSO and libraries
+# The return address: in the unused top of the last array band, below the oracle's runner window
+# (docs/oracle.md) and above mmap_min_addr, so the CPU oracle can map its landing stub there.
+RET_BAND = (0x3EFF_1000_0000, 0x3EFF_1000_F000)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Options:
     merge_threshold: int | None = None       # None: symexec.MERGE_THRESHOLD (live paths before merging)
     refute_fast: bool = True                 # concrete testing of postconditions before SMT
     cache: str | None = None                 # directory of proven obligations (solve.Cache); None: off
+    cosim: int | None = None                 # entry states co-simulated on the CPU per PROVEN (None: default)
 
 
 Progress = Callable[[str, dict], None]
@@ -187,9 +192,26 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
         res.verdict, res.reason = Verdict.UNKNOWN, "loop-bound"
         res.message = "no path returns"
         return res
+    if not _cosimulated(blob, spec, abi, ex, options, res):
+        return res
     res.message = (f"{spec.signature.name} meets its spec on every entry state allowed by pre "
                    f"({len(ex.paths)} paths, {len(obs)} obligations)")
     return res
+
+
+def _cosimulated(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, options: Options, res: Result) -> bool:
+    """Co-simulate a would-be PROVEN on the CPU oracle (verifier/oracle/cosim.py); a difference between
+    the CPU and the symbolic model makes it UNKNOWN(lifter-mismatch)."""
+    from .oracle import cosim
+
+    total = cosim.DEFAULT_STATES if options.cosim is None else options.cosim
+    res.cosim = cosim.cosimulate(blob, abi, spec, ex, total) if total > 0 else \
+        {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0, "note": "--cosim 0: not co-simulated"}
+    if res.cosim.get("mismatches"):
+        res.verdict, res.reason = Verdict.UNKNOWN, "lifter-mismatch"
+        res.message = "co-simulation on the CPU disagrees with the symbolic model: " + res.cosim["mismatch"]
+        return False
+    return True
 
 
 def _unknown_row(o: Outcome) -> str:
@@ -221,7 +243,7 @@ def _replayable_model(ob: Obligation, out: Outcome, ex: Exploration, timeout: fl
     band = 1 << 40
     arrays = [(reg, USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32))
               for i, (_name, reg, *_) in enumerate(ex.arrays[:STACK_BAND // band - 1])]
-    tiers = [arrays, [(sp, STACK_BAND, USER_HI)], [(ra, 0x1000, 0xF000)]]
+    tiers = [arrays, [(sp, STACK_BAND + (1 << 32), STACK_TOP)], [(ra, *RET_BAND)]]
     for drop in range(len(tiers)):
         ranges = [r for tier in tiers[drop:] for r in tier]
         parts = [f"(bvuge {n} #x{lo:016x}) (bvule {n} #x{hi:016x})" for n, lo, hi in ranges
@@ -288,7 +310,7 @@ def _spec_values(spec: Spec, model: dict[str, int], outputs: dict[str, int]) -> 
 def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, model: dict[str, int],
              options: Options, ref_blob: Blob | None = None,
              ref: Exploration | None = None) -> tuple[dict, bool, str]:
-    from .replay import replay
+    from .oracle import cosim
 
     cex: dict = {"inputs": _inputs(spec, ex, model)}
     path = ex.paths[_path_for(ob, ex, model)] if ex.paths else None
@@ -303,7 +325,8 @@ def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, 
         cex["replayed"] = False
         cex["actual"] = {k: hex(v) for k, v in predicted.items()}
         return cex, True, ""
-    r = replay(blob, abi, ex, model, spec.loop_bound, spec.names)
+    r = cosim.replay(blob, abi, ex, model, spec.loop_bound, spec.names, ob.kind)
+    cex["oracle"] = r.oracle
     if r.error:
         cex["replayed"] = False
         cex["replay"] = r.error
@@ -333,15 +356,16 @@ def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, 
 
 
 def _confirm_equivalence(blob, spec, abi, ex, ob, model, ref_blob, ref, cex, predicted):
-    """Both blobs are replayed: the difference must show on the emulator, on both sides."""
-    from .replay import replay
+    """Both blobs are replayed: the difference must show on the oracle, on both sides."""
+    from .oracle import cosim
 
     symbols = {**ex.symbols, **ref.symbols, **spec.names}
     rpath = next((q for q in ref.paths if q.status == "returned" and smt.evaluate(q.pc, symbols, model)), None)
     expected = {k: smt.evaluate(t, symbols, model) for k, t in rpath.outputs.items()} if rpath else {}
     cex["expected"] = {k: hex(v) for k, v in expected.items()}
-    mine = replay(blob, abi, ex, model, spec.loop_bound, spec.names)
-    theirs = replay(ref_blob, abi, ref, model, spec.loop_bound, spec.names)
+    mine = cosim.replay(blob, abi, ex, model, spec.loop_bound, spec.names, "postcondition")
+    theirs = cosim.replay(ref_blob, abi, ref, model, spec.loop_bound, spec.names, "postcondition")
+    cex["oracle"] = mine.oracle
     if mine.error or theirs.error:
         cex["replayed"] = False
         cex["actual"] = {k: hex(v) for k, v in predicted.items()}

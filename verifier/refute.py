@@ -3,7 +3,7 @@
 An obligation's formula is satisfiable iff the blob fails (verifier/obligations.py), so a point
 where it evaluates to true is a counterexample, found without a solver. Points are drawn the way
 the pipeline wants counterexamples anyway (arrays in bands of their own, the stack above them,
-the return address in a low page), with the spec's inputs random or at edge values; formulas are
+the return address in a page of its own), with the spec's inputs random or at edge values; formulas are
 compiled once to Python closures (verifier/evaluate.py) and evaluated until a point hits or the
 budget is spent. A hit is then treated exactly like a solver's model: checked by Z3's evaluator
 against the query, replayed on unicorn, and reported the same way. A miss concludes nothing.
@@ -69,13 +69,13 @@ def _value(rng: random.Random, bits: int, edge: bool) -> int:
 def _placement(ex: Exploration):
     """Entry stack pointer, array addresses and return address as the pipeline prefers them
     (pipeline._replayable_model): a hit then replays without another solver call."""
-    from .pipeline import STACK_BAND, USER_LO
+    from .pipeline import RET_BAND, STACK_BAND, USER_LO
 
     band = 1 << 40
     align = 8 if ex.arch == "x86_64" else 0
     out: dict[str, Callable[[random.Random], int]] = {"rsp" if ex.arch == "x86_64" else "sp":
-           lambda rng: STACK_BAND + (rng.randrange(1, 1 << 20) << 4) + align,
-           "retaddr" if ex.arch == "x86_64" else "x30": lambda rng: 0x1000 + 4 * rng.randrange(0x3800)}
+           lambda rng: STACK_BAND + (1 << 32) + (rng.randrange(1, 1 << 20) << 4) + align,
+           "retaddr" if ex.arch == "x86_64" else "x30": lambda rng: RET_BAND[0] + 4 * rng.randrange(0x3C00)}
     for i, (_name, reg, *_rest) in enumerate(ex.arrays):
         out[reg] = _array_base(USER_LO + i * band)
     return out

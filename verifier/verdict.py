@@ -58,6 +58,7 @@ class Result:
     trace: list[int] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)   # the machine model, instantiated (describe.py)
+    cosim: dict[str, Any] | None = None   # co-simulation on the CPU oracle (verifier/oracle/cosim.py)
     # Not part of the result JSON: what emission and attestation need besides it.
     code: bytes = field(default=b"", repr=False)
     spec_text: str = field(default="", repr=False)
@@ -83,6 +84,8 @@ class Result:
         out["options"] = self.options
         if self.model:
             out["model"] = self.model
+        if self.cosim is not None:
+            out["cosim"] = self.cosim
         out["seconds"] = round(self.seconds, 3)
         return out
 

@@ -1,0 +1,106 @@
+"""Co-simulation (issue 17): counterexamples replayed on the CPU oracle, which sees what unicorn does
+not (alignment faults) and computes what the CPU computes (AVX2), with every fixture built here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from verifier import oracle
+from verifier.cli import main
+
+from .build import asm_file, compile_c, have_cc
+
+NATIVE = pytest.mark.skipif(oracle.available("x86_64") != "native", reason="needs an x86-64 host")
+IDENTITY = """(set-info :nverify-signature "int32_t f(int32_t x)")
+(define-fun post () Bool (= ret x))
+"""
+# A five-element sorting network with its last comparator (1,2) missing: gcc -O3 -march=x86-64-v3
+# compiles it into vpminsd/vpmaxsd, where unicorn's results differ from the CPU's.
+SORT5_MISSING = """#include <stdint.h>
+#define CX(i, j) { int32_t a = p[i], b = p[j]; p[i] = a < b ? a : b; p[j] = a < b ? b : a; }
+void sort5(int32_t p[5]) { CX(0,1) CX(3,4) CX(2,4) CX(2,3) CX(1,4) CX(0,3) CX(0,2) CX(1,3) }
+"""
+
+
+def _prove(tmp: Path, blob: Path, spec: str) -> dict:
+    out = tmp / "r.json"
+    main(["prove", str(blob), "--spec", spec, "--arch", "x86_64", "--json", str(out)])
+    return json.loads(out.read_text())
+
+
+def _has_avx2() -> bool:
+    return " avx2" in Path("/proc/cpuinfo").read_text()
+
+
+@NATIVE
+def test_misaligned_movaps_is_refuted_with_the_cpus_signal(tmp_path):
+    """rsp-16 is 8 mod 16 at entry: movaps faults (#GP) on every call; unicorn ignores alignment."""
+    spec = tmp_path / "id.smt"
+    spec.write_text(IDENTITY)
+    blob = asm_file(tmp_path, "x86_64", "mov eax, edi\nmovaps [rsp-16], xmm0\nret")
+    r = _prove(tmp_path, blob, str(spec))
+    assert r["verdict"] == "refuted", r["message"]
+    o = r["counterexample"]["oracle"]
+    assert o["oracle"] == "native" and o["judged_by"] == "native" and o["cpu"]
+    assert o["signal"] == "SIGSEGV" and o["pc"] == "0x400002"
+    assert "SIGSEGV" in r["counterexample"]["replay"]
+
+
+@NATIVE
+@pytest.mark.skipif(not have_cc("x86_64"), reason="needs gcc")
+def test_avx2_sorting_network_bug_is_refuted_on_the_cpu(tmp_path):
+    if not _has_avx2():
+        pytest.skip("this CPU has no AVX2")
+    obj = compile_c(tmp_path, "x86_64", SORT5_MISSING, "O3 -march=x86-64-v3", "sort5")
+    r = _prove(tmp_path, obj, "specs/sort5.smt")
+    assert r["verdict"] == "refuted" and r["reason"] == "postcondition", r["message"]
+    cex = r["counterexample"]
+    assert cex["replayed"] and cex["oracle"]["judged_by"] == "native" and cex["oracle"]["returned"]
+    out = [int(cex["actual"][f"p.{i}.out"], 16) for i in range(5)]
+    signed = [v - (1 << 32) if v >> 31 else v for v in out]
+    assert signed != sorted(signed)
+
+
+INCREMENT = """(set-info :nverify-signature "int32_t f(int32_t x)")
+(define-fun post () Bool (= ret (bvadd x #x00000001)))
+"""
+# What the injected wrong semantics computes: a proof of this spec for `add eax, 1` rests on it.
+WRONG = """(set-info :nverify-signature "int32_t f(int32_t x)")
+(define-fun post () Bool (= ret (bvadd x #x00000001 (ite (= x #x00001234) #x00000001 #x00000000))))
+"""
+
+
+@NATIVE
+def test_a_normal_proof_carries_its_cosimulation(tmp_path):
+    spec = tmp_path / "inc.smt"
+    spec.write_text(INCREMENT)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", "mov eax, edi\nadd eax, 1\nret"), str(spec))
+    assert r["verdict"] == "proven", r["message"]
+    assert r["cosim"]["oracle"] == "native" and r["cosim"]["cpu"]
+    assert r["cosim"]["states"] > 0 and r["cosim"]["mismatches"] == 0
+
+
+@NATIVE
+def test_a_proof_that_rests_on_a_wrong_semantics_is_unknown(tmp_path, monkeypatch):
+    """Iop_Add32 replaced by a + b + (a == 0x1234): the blob 'proves' the wrong spec symbolically;
+    the CPU, run on states that include the special value, disagrees."""
+    import claripy
+
+    from verifier import symexec
+
+    real = symexec._Engine._perform_vex_expr_Op
+
+    def wrong(self, op, args):
+        res = real(self, op, args)
+        if op == "Iop_Add32":
+            res = res + claripy.If(args[0] == 0x1234, claripy.BVV(1, 32), claripy.BVV(0, 32))
+        return res
+    monkeypatch.setattr(symexec._Engine, "_perform_vex_expr_Op", wrong)
+    spec = tmp_path / "wrong.smt"
+    spec.write_text(WRONG)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", "mov eax, edi\nadd eax, 1\nret"), str(spec))
+    assert r["verdict"] == "unknown" and r["reason"] == "lifter-mismatch", r["message"]
+    assert r["cosim"]["mismatches"] > 0 and "path 0" in r["message"]

@@ -1,0 +1,262 @@
+"""Replays a counterexample on the CPU oracle (unicorn as the fallback): model -> `Replay` + who ran it.
+
+The CPU judges what it can see: the outputs (return register, array exit values), the final
+registers, a fault signal, and a stray write into a canary byte of a mapped page. What it cannot
+see — a read or write of memory that happens to be mapped (the stack window outside the frame,
+the slack of a page that holds an array), or a forbidden instruction that runs without trapping —
+is judged by unicorn's hooks (verifier/replay.py), and the record says so.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+from .. import replay as uc_replay
+from ..arch import Abi
+from ..blob import Blob
+from ..exploration import Exploration, PathResult
+from . import concrete, host
+from .state import Run
+
+# What a fault signal shows, as an obligation kind (DESIGN §4): a fault of a data access or of an
+# aligned form is memory safety; an illegal instruction, a trap or a system call is policy; a
+# division fault is the policy check of symexec's divide_overflow.
+SIGNAL_KIND: dict[int, str] = {signal.SIGSEGV: "memory-safety", signal.SIGBUS: "memory-safety", signal.SIGILL: "policy",
+               signal.SIGTRAP: "policy", signal.SIGSYS: "policy", signal.SIGFPE: "policy"}
+RET_DEFAULT = 0x3EFF_1000_0000   # pipeline.RET_BAND: no array, stack or runner page is there
+SI_KERNEL = 0x80          # si_code of a SIGSEGV from #GP: no faulting address
+
+
+@dataclass
+class OracleReplay(uc_replay.Replay):
+    oracle: dict = field(default_factory=dict)     # {"oracle", "cpu", "signal", "judged_by", ...}
+
+
+def oracle_for(arch: str) -> str | None:
+    """'native' or 'qemu' where the CPU oracle can run `arch` here, else None (unicorn only)."""
+    return host.available(arch)
+
+
+def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bound: int,
+           names: dict[str, int], kind: str) -> OracleReplay:
+    """Replay `model` for an obligation of `kind` on the CPU where it can judge, else on unicorn."""
+    from . import run
+
+    if ex.return_address in ex.symbols and ex.return_address not in model:
+        # The counterexample does not depend on the return address (concrete testing leaves it out):
+        # a page the oracle can map its landing stub at (0 is below mmap_min_addr).
+        model = {**model, ex.return_address: RET_DEFAULT}
+    how = oracle_for(blob.arch)
+    if how is None:
+        return _unicorn(blob, abi, ex, model, loop_bound, names, {"oracle": "unicorn",
+                        "why": f"no CPU oracle for {blob.arch} on this machine"})
+    c = concrete.build(blob, abi, ex, model, names, host.has_avx())
+    r = run(c.state)
+    info: dict = {"oracle": r.oracle, "cpu": r.cpu}
+    if r.error:
+        info["why"] = f"the CPU oracle could not run it: {r.error}"
+        return _unicorn(blob, abi, ex, model, loop_bound, names, {"oracle": "unicorn", **info})
+    out = judge(blob, abi, c, r)
+    out.oracle = info | _fault_info(r)
+    if kind != "postcondition" and not any(e[0] == kind for e in out.events) and not _frame_seen(kind, out, abi):
+        # The CPU ran it without showing the violation: the model's claim may be about memory that
+        # is mapped here (or a rule only the hooks check). Unicorn's hooks judge that one check.
+        u = uc_replay.replay(blob, abi, ex, model, loop_bound, names)
+        seen = [e for e in u.events if e[0] == kind]
+        out.oracle["judged_by"] = "unicorn"
+        out.oracle["why"] = (f"the CPU shows no {kind} violation (an access of mapped memory or a rule it "
+                             "does not check): unicorn's hooks judged it")
+        out.events += seen
+    else:
+        out.oracle["judged_by"] = r.oracle
+    return out
+
+
+def judge(blob: Blob, abi: Abi, c: concrete.Concrete, r: Run) -> OracleReplay:
+    """What the CPU's run shows, in replay's terms: events, outputs, final registers."""
+    out = OracleReplay(entry_registers=dict(c.regs))
+    if r.timeout:
+        out.events.append(("loop-bound", blob.entry, "the blob did not return within the oracle's time limit"))
+        return out
+    if r.signal is not None:
+        out.events += _signal_events(blob, r)
+        return out
+    if not r.returned:
+        out.error = "the CPU oracle reported neither a return nor a fault"
+        return out
+    out.returned = True
+    out.events += _stray_writes(blob.arch, c, r)
+    out.final_registers = _final(blob.arch, abi, r)
+    for a in c.arrays:
+        if a.const:
+            continue
+        w = a.bits // 8
+        for i in range(a.n):
+            addr = a.base + i * w
+            out.outputs[f"{a.name}.{i}.out"] = int.from_bytes(_read(r.pages, addr, w), "little")
+    out.outputs["$ret"] = out.final_registers.get(abi.ret_reg, 0)
+    return out
+
+
+def _read(pages: dict[int, bytes], addr: int, n: int) -> bytes:
+    return bytes(pages[(a // 0x1000) * 0x1000][a % 0x1000] for a in range(addr, addr + n))
+
+
+def _signal_events(blob: Blob, r: Run) -> list[tuple[str, int, str]]:
+    pc = r.fault_pc if r.fault_pc is not None else 0
+    where = f"at {pc:#x}" + (f", address {r.fault_addr:#x}" if r.fault_addr is not None else "")
+    what = f"the CPU raised {r.signal_name} (si_code {r.si_code}) {where}"
+    if r.signal_name == "SIGSYS":
+        what = f"the CPU trapped a system call (number {r.syscall}) at {pc:#x}"
+    if not blob.contains(pc):
+        # Execution left the blob: after a return it went to the wrong address (frame), else policy.
+        return [("frame", pc, f"execution left the blob for {pc:#x} ({what})"),
+                ("policy", pc, f"execution left the blob for {pc:#x} ({what})")]
+    if r.signal == signal.SIGSEGV and r.si_code == SI_KERNEL:
+        # #GP (a misaligned operand of an aligned form, a non-canonical address): nverify's alignment
+        # check calls it memory safety, VEX's own trap exit for the same fault calls it policy.
+        return [("memory-safety", pc, what + ": a general-protection fault"), ("policy", pc, what)]
+    return [(SIGNAL_KIND.get(r.signal or 0, "policy"), pc, what)]
+
+
+def _stray_writes(arch: str, c: concrete.Concrete, r: Run) -> list[tuple[str, int, str]]:
+    """A changed byte outside every writable array and the stack window: a write the CPU let through
+    because the page was mapped (the canary fill shows it)."""
+    from . import initial_pages
+
+    before = initial_pages(c.state)
+    lo, hi = c.window
+    for page, data in sorted(r.pages.items()):
+        old = before.get(page, b"")
+        if old == data or lo <= page and page + 0x1000 <= hi:
+            continue
+        for i, (x, y) in enumerate(zip(old, data, strict=False)):
+            a = page + i
+            if x == y or lo <= a < hi or any(not s.const and s.base <= a < s.base + s.size for s in c.arrays):
+                continue
+            return [("memory-safety", 0, f"a write changed the byte at {a:#x}, outside every array and the "
+                                         "stack frame (the CPU's page copy shows it)")]
+    return []
+
+
+def _final(arch: str, abi: Abi, r: Run) -> dict[str, int]:
+    sp = "rsp" if arch == "x86_64" else "sp"
+    names = [sp, abi.ret_reg, *abi.callee_saved, *abi.untouched]
+    out = {n: r.regs[n] for n in names if n in r.regs}
+    vmask = (1 << abi.vector_saved_bits) - 1
+    for name in abi.vector_callee_saved:
+        alt = "xmm" + name[3:] if name.startswith("ymm") else name
+        v = r.regs.get(name, r.regs.get(alt))
+        if v is not None:
+            out[name] = v & vmask
+    if arch == "x86_64":
+        out["df"] = (r.regs.get("rflags", 0) >> 10) & 1
+    return out
+
+
+def _frame_seen(kind: str, out: OracleReplay, abi: Abi) -> bool:
+    return kind == "frame" and out.returned and bool(frame_breaks(out, abi))
+
+
+def frame_breaks(r: uc_replay.Replay, abi: Abi) -> str:
+    """The first frame rule the final registers break, or ''."""
+    sp = abi.sp
+    if r.final_registers.get(sp) != r.entry_registers.get(sp, 0) + abi.ret_pops:
+        return f"{sp} is {r.final_registers.get(sp, 0):#x} after the return"
+    for name in abi.callee_saved + abi.untouched:
+        if r.final_registers.get(name) != r.entry_registers.get(name):
+            return (f"{name} is {r.final_registers.get(name, 0):#x} after the return, "
+                    f"was {r.entry_registers.get(name, 0):#x}")
+    for name in abi.vector_callee_saved:
+        if r.final_registers.get(name) != r.entry_registers.get(name, 0) & ((1 << abi.vector_saved_bits) - 1):
+            return f"the low {abi.vector_saved_bits} bits of {name} changed"
+    if r.final_registers.get("df"):
+        return "the direction flag is set after the return"
+    return ""
+
+
+def _fault_info(r: Run) -> dict:
+    if r.signal is None:
+        return {"returned": r.returned}
+    info: dict = {"signal": r.signal_name, "si_code": r.si_code}
+    if r.fault_pc is not None:
+        info["pc"] = hex(r.fault_pc)
+    if r.fault_addr is not None:
+        info["addr"] = hex(r.fault_addr)
+    return info
+
+
+def _unicorn(blob, abi, ex, model, loop_bound, names, info: dict) -> OracleReplay:
+    u = uc_replay.replay(blob, abi, ex, model, loop_bound, names)
+    out = OracleReplay(**{f: getattr(u, f) for f in ("events", "outputs", "returned", "final_registers",
+                                                      "entry_registers", "trace", "error")})
+    out.oracle = info | {"judged_by": "unicorn"}
+    return out
+
+
+# --- co-simulation of a PROVEN ---------------------------------------------------------------------
+
+DEFAULT_STATES = 16          # per proof, spread over the returned paths (at least one each)
+
+
+def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT_STATES,
+               seed: int = 0) -> dict:
+    """Run entry states drawn from every returned path on the oracle and compare with the symbolic
+    model: outputs, the frame (preserved registers, sp, DF), no fault, no stray write.
+    -> {"oracle", "cpu", "states", "mismatches", "mismatch": first difference in words}."""
+    from . import run_many, sample
+
+    how = oracle_for(blob.arch)
+    if how is None:
+        return {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0,
+                "note": f"no CPU oracle for {blob.arch} on this machine: not co-simulated"}
+    paths = [p for p in ex.paths if p.status == "returned"]
+    per = max(1, -(-total // max(1, len(paths))))
+    avx = host.has_avx()
+    todo: list[tuple[PathResult, dict, concrete.Concrete]] = []
+    regs = {f"reg:{r}": t for r, t in ex.entry_registers.items() if t not in ex.symbols}
+    for p in paths:
+        terms = regs | {f"out:{k}": t for k, t in p.outputs.items()}
+        for model, known in sample.states(spec, ex, p, per, seed + p.index, terms):
+            todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
+    runs = run_many([c.state for _, _, c in todo])
+    info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0}
+    for (p, model, c), r in zip(todo, runs, strict=True):
+        if r.error:
+            continue           # a state the oracle cannot lay out is not counted
+        info["states"] += 1
+        why = _compare(blob, abi, spec, ex, p, model, c, r)
+        if why:
+            info["mismatches"] += 1
+            info.setdefault("mismatch", f"path {p.index}: {why} (entry state: {_show(model, ex)})")
+    return info
+
+
+def _compare(blob, abi, spec, ex, path, model, c, r: Run) -> str:
+    got = judge(blob, abi, c, r)
+    if not got.returned:
+        return "the CPU did not return: " + ("; ".join(m for _, _, m in got.events) or got.error or "?")
+    if got.events:
+        return got.events[0][2]
+    bad = frame_breaks(got, abi)
+    if bad:
+        return bad
+    for name in path.outputs:
+        want = model[f"out:{name}"]
+        if name == "ret":
+            width = spec.signature.ret.bits if spec.signature.ret is not None else 64
+            have = got.outputs["$ret"] & ((1 << width) - 1)
+        elif name in got.outputs:
+            have = got.outputs[name]
+        else:
+            continue
+        if have != want:
+            return f"{name} is {have:#x} on the CPU, {want:#x} in the symbolic model"
+    return ""
+
+
+def _show(model: dict, ex: Exploration) -> str:
+    keep = [n for n in model if not n.startswith(("ymm", "q", "cr", "fpreg", "cpu.", "reg:", "out:"))
+            and not n.endswith("_seg")]
+    return ", ".join(f"{n}={model[n]:#x}" for n in sorted(keep)[:24])
