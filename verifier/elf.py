@@ -33,6 +33,7 @@ class Section:
     link: int
     info: int
     entsize: int
+    flags: int = 0
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Symbol:
     value: int
     size: int
     shndx: int
+    binding: int = 0      # STB_LOCAL, STB_GLOBAL, STB_WEAK...
+    type: int = 0         # STT_NOTYPE, STT_OBJECT, STT_FUNC...
 
 
 @dataclass
@@ -49,6 +52,8 @@ class Relocation:
     address: int
     section: Section | None
     symbol: Symbol | None
+    type: int = 0
+    addend: int = 0
 
     @property
     def has_section(self) -> bool:
@@ -106,7 +111,8 @@ def _parse(data: bytes) -> Object:
     headers = [_SECTION.unpack(_slice(data, shoff + i * shentsize, shentsize)) for i in range(shnum)]
     contents = [b"" if h[1] == SHT_NOBITS else _slice(data, h[4], h[5]) for h in headers]
     names = contents[shstrndx]
-    sections = [Section(_name(names, h[0]), h[1], c, h[6], h[7], h[9]) for h, c in zip(headers, contents, strict=True)]
+    sections = [Section(_name(names, h[0]), h[1], c, h[6], h[7], h[9], h[2])
+                for h, c in zip(headers, contents, strict=True)]
     if any(s.type == SHT_DYNSYM for s in sections):
         raise _Unread
     obj = Object(MACHINES[machine], sections)
@@ -116,7 +122,7 @@ def _parse(data: bytes) -> Object:
             if s.entsize != _SYMBOL.size or s.link >= len(sections):
                 raise _Unread
             strings = sections[s.link].content
-            tables[i] = [Symbol(_name(strings, n), info & 0xF == STT_FUNC, value, size, shndx)
+            tables[i] = [Symbol(_name(strings, n), info & 0xF == STT_FUNC, value, size, shndx, info >> 4, info & 0xF)
                          for n, info, _other, shndx, value, size in _SYMBOL.iter_unpack(s.content)]
             obj.symbols += tables[i]
     for s in sections:
@@ -125,7 +131,8 @@ def _parse(data: bytes) -> Object:
             if s.entsize != layout.size or len(s.content) % layout.size or s.link not in tables:
                 raise _Unread
             target = sections[s.info] if s.info else None
-            for offset, info, *_addend in layout.iter_unpack(s.content):
+            for offset, info, *addend in layout.iter_unpack(s.content):
                 k = info >> 32
-                obj.relocations.append(Relocation(offset, target, tables[s.link][k] if k else None))
+                obj.relocations.append(Relocation(offset, target, tables[s.link][k] if k else None,
+                                                  info & 0xFFFFFFFF, addend[0] if addend else 0))
     return obj
