@@ -36,6 +36,15 @@ class Blob:
     def size(self) -> int:
         return len(self.code)
 
+    def extent(self) -> dict[str, str]:
+        """Where the verified bytes lie in their file, for the result JSON and the attestation."""
+        if self.section is None:
+            return {}
+        out = {"section": self.section, "offset": hex(self.offset)}
+        if self.extent_note:
+            out["extent"] = self.extent_note
+        return out
+
     def contains(self, addr: int) -> bool:
         return self.base <= addr < self.base + len(self.code)
 
