@@ -2,8 +2,9 @@
 
 Importing LIEF takes 0.3-0.5 s, a third of a small proof, and an object file needs only its
 section headers, its symbol table and its relocation sections. `parse` reads those for a
-little-endian ELF64 object for x86-64 or AArch64 and returns an object with the attributes
-verifier/blob.py uses of LIEF's (symbols, sections, relocations), or None for anything else:
+little-endian ELF64 object for x86-64 or AArch64 and returns its sections, symbols (binding and
+type included) and relocations (type and addend included), which verifier/elfload.py turns into a
+`symbols.ObjectFile` as it does LIEF's reading of any other ELF file; or None for anything else:
 other ELF types (executables, shared objects), other machines, extended section numbering, or
 any header, table or offset that does not fit the file. LIEF then reads the file as before, and
 decides what is damaged and how to say so. A test reads every ELF object the test suite builds
