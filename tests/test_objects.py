@@ -119,6 +119,21 @@ def test_relocations_to_sections_name_the_section(tmp_path, arch):
     assert "(to .rodata" in str(e.value) and "(to )" not in str(e.value), e.value
 
 
+@pytest.mark.parametrize("arch", ARCHES)
+def test_relocations_carry_their_target_for_resolving(tmp_path, arch):
+    """What resolving read-only data needs from the loader: the relocation's type, its addend and
+    the section symbol it names, whose section holds the table."""
+    from verifier import elfload, symbols
+
+    obj = compile_c(tmp_path, arch, TABLE, "O2", "table")
+    for fast in (True, False):
+        data = obj.read_bytes()
+        table = elfload.read(str(obj), data) if fast else elfload._from_lief(str(obj), data)
+        r = next(r for r in table.relocations if r.to is not None and r.to.kind == symbols.SECTION)
+        assert r.to.section.name == ".rodata" and r.addend is not None and r.rtype > 0, r
+        assert r.to.section.content[r.addend:][:4] == (3).to_bytes(4, "little")     # tab[0]
+
+
 @pytest.mark.usefixtures("llvm")
 @pytest.mark.parametrize("fmt", ["macho", "pe"])
 @pytest.mark.parametrize("arch", ARCHES)

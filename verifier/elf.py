@@ -55,6 +55,7 @@ class Relocation:
     symbol: Symbol | None
     type: int = 0
     addend: int = 0
+    table: Section | None = None      # the SHT_REL or SHT_RELA section it came from
 
     @property
     def has_section(self) -> bool:
@@ -135,5 +136,5 @@ def _parse(data: bytes) -> Object:
             for offset, info, *addend in layout.iter_unpack(s.content):
                 k = info >> 32
                 obj.relocations.append(Relocation(offset, target, tables[s.link][k] if k else None,
-                                                  info & 0xFFFFFFFF, addend[0] if addend else 0))
+                                                  info & 0xFFFFFFFF, addend[0] if addend else 0, s))
     return obj

@@ -20,10 +20,7 @@ MAPPING = re.compile(r"\$[xdat](\..*)?")   # AArch64/Arm mapping symbols: marker
 
 def load_elf(path: str, data: bytes, arch: str | None, base: int | None, symbol: str | None,
              explicit_symbol: bool) -> Blob:
-    from . import elf
-
-    fast = elf.parse(data)       # an object file, read without importing LIEF (verifier/elf.py)
-    obj = _from_fast(fast) if fast is not None else _from_lief(path, data)
+    obj = read(path, data)
     if arch is not None and canonical_arch(arch) != obj.arch:
         raise UsageError(f"{path}: --arch {arch} conflicts with the ELF header, which says {obj.arch}; "
                          "drop --arch or pass the right file")
@@ -32,6 +29,14 @@ def load_elf(path: str, data: bytes, arch: str | None, base: int | None, symbol:
     if symbol is None:
         raise UsageError(f"{path}: say which function to verify with --symbol NAME")
     return symbols.unit(path, obj, [symbol], explicit_symbol)
+
+
+def read(path: str, data: bytes) -> symbols.ObjectFile:
+    """Every section, symbol and relocation of an ELF file, as the linker sees them."""
+    from . import elf
+
+    fast = elf.parse(data)       # an object file, read without importing LIEF (verifier/elf.py)
+    return _from_fast(fast) if fast is not None else _from_lief(path, data)
 
 
 def _symbol(name, binding: int, kind: int, shndx: int, value: int, size: int,
@@ -51,6 +56,8 @@ def _target(sym_name, sym_kind: int, shndx: int, addend: int, sections: list[sym
 
 
 def _from_fast(fast: Any) -> symbols.ObjectFile:
+    from . import elf
+
     sections: list[symbols.Section | None] = [
         symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR))
         for i, s in enumerate(fast.sections)]
@@ -60,6 +67,7 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
         if sym is not None:
             obj.symbols.append(sym)
     index = {id(s): i for i, s in enumerate(fast.sections)}
+    rela = {id(s) for s in fast.sections if s.type == elf.SHT_RELA}
     for r in fast.relocations:
         if r.section is None:
             continue            # a relocation section that applies to no section patches nothing
@@ -67,7 +75,9 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
         s = r.symbol
         to = _target(s.name, s.type, s.shndx, r.addend, sections) if s is not None \
             else relocs.target(None, None, r.addend)
-        obj.relocations.append(relocs.Reloc(index[id(r.section)], r.address, kind, pre, width, to))
+        sym = _symbol(s.name, s.binding, s.type, s.shndx, s.value, s.size, sections) if s is not None else None
+        obj.relocations.append(relocs.Reloc(index[id(r.section)], r.address, kind, pre, width, to, r.type,
+                                            r.addend if id(r.table) in rela else None, sym))
     return obj
 
 
@@ -110,5 +120,8 @@ def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
         s = r.symbol if r.has_symbol else None
         to = _target(s.name, int(s.type), s.shndx, r.addend, sections) if s is not None \
             else relocs.target(None, None, r.addend)
-        obj.relocations.append(relocs.Reloc(space, r.address, kind, pre, width, to))
+        sym = _symbol(s.name, int(s.binding), int(s.type), s.shndx, s.value, s.size, sections) \
+            if s is not None else None
+        obj.relocations.append(relocs.Reloc(space, r.address, kind, pre, width, to, rtype,
+                                            r.addend if r.is_rela else None, sym))
     return obj

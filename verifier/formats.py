@@ -113,9 +113,9 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
                                 bytes(s.content)[:s.size], bool(int(s.flags) & code)) for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("macho", found, relocatable=is_obj, bias=DEFAULT_BASE if is_obj else 0,
                              all_symbols_bound=True, display=lambda n: n[1:] if n.startswith("_") else n)
-    names = []
+    by_index: list[symbols.Symbol | None] = []      # the symbol table, in order, for relocations
     for s in binary.symbols:
-        names.append(text(s.name))
+        by_index.append(None)
         t = s.raw_type
         if t & N_STAB:
             continue
@@ -124,12 +124,17 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
             sections) else None
         bind = "local" if not t & N_EXT else "weak" if s.description & N_WEAK_DEF else "global"
         defined = not (where == N_UNDF and s.value == 0)
-        obj.symbols.append(symbols.Symbol(text(s.name), section, s.value, 0, bind, symbols.NOTYPE, defined))
+        if section is None and s.has_export_info and s.value:     # known only from dyld's export trie
+            section = next((x for x in sections if x.start <= s.value < x.end), None)
+            bind, defined = "global", True
+        sym = symbols.Symbol(text(s.name), section, s.value, 0, bind, symbols.NOTYPE, defined)
+        by_index[-1] = sym
+        obj.symbols.append(sym)
     if binary.has_function_starts:
         seg = binary.get_segment("__TEXT")
         obj.bounds += [seg.virtual_address + f for f in binary.function_starts.functions] if seg else []
     if is_obj:
-        obj.relocations = _macho_object_relocs(path, data, binary, found, raw, sections, names)
+        obj.relocations = _macho_object_relocs(path, data, binary, found, raw, sections, by_index)
     else:
         for r in binary.relocations:    # dyld's rebases and binds, at virtual addresses
             to = text(r.symbol.name) if r.has_symbol and r.symbol is not None else "the image base"
@@ -139,7 +144,7 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
 
 
 def _macho_object_relocs(path: str, data: bytes, binary: Any, found: str, raw: list, sections: list,
-                         names: list[str]) -> list[relocs.Reloc]:
+                         by_index: list[symbols.Symbol | None]) -> list[relocs.Reloc]:
     """An object's relocation entries, read from the file: LIEF names no target section."""
     out = []
     for sec, s in zip(sections, raw, strict=True):
@@ -156,10 +161,12 @@ def _macho_object_relocs(path: str, data: bytes, binary: Any, found: str, raw: l
             n, length, extern, rtype = info & 0xFFFFFF, (info >> 25) & 3, (info >> 27) & 1, info >> 28
             kind, pre, width = relocs.macho(found, rtype, length)
             if extern:
-                to = relocs.target(names[n] if n < len(names) else f"symbol #{n}", None)
+                dest: Any = by_index[n] if n < len(by_index) else None
+                to = relocs.target(dest.name if dest is not None else f"symbol #{n}", None)
             else:
-                to = relocs.target(None, sections[n - 1].name if 0 < n <= len(sections) else f"section #{n}")
-            out.append(relocs.Reloc(sec.key, sec.start + address, kind, pre, width, to))
+                dest = sections[n - 1] if 0 < n <= len(sections) else None
+                to = relocs.target(None, dest.name if dest is not None else f"section #{n}")
+            out.append(relocs.Reloc(sec.key, sec.start + address, kind, pre, width, to, rtype, None, dest))
     return out
 
 
@@ -246,11 +253,12 @@ def _coff_file(binary: Any, found: str) -> symbols.ObjectFile:
             obj.symbols.append(sym)
     for sec, s in zip(sections, raw, strict=True):
         for r in s.relocations:
-            kind, pre, width = relocs.coff(found, int(r.type) & 0xFFFF)
+            rtype = int(r.type) & 0xFFFF
+            kind, pre, width = relocs.coff(found, rtype)
             to = _coff_symbol(r.symbol, sections) if r.symbol is not None else None
             target = relocs.target(None, to.section.name) if to is not None and to.kind == symbols.SECTION \
                 and to.section is not None else relocs.target(text(r.symbol.name) if r.symbol else None, None)
-            obj.relocations.append(relocs.Reloc(sec.key, r.address, kind, pre, width, target))
+            obj.relocations.append(relocs.Reloc(sec.key, r.address, kind, pre, width, target, rtype, None, to))
     return obj
 
 

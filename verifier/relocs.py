@@ -11,6 +11,7 @@ counts as reaching 16 bytes either way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import UnsupportedError
 
@@ -69,7 +70,14 @@ class Reloc:
     kind: str           # the type's name, e.g. R_X86_64_32
     pre: int            # bytes before `at` the linker may rewrite too
     width: int          # bytes from `at`
-    target: str
+    target: str         # for messages: a symbol, or a section plus the addend
+    # For resolving it (read-only data, calls within the object): the raw type, the explicit
+    # addend (None: it sits in the patched bytes, as in REL, Mach-O and COFF), and the target,
+    # a symbols.Symbol (section symbols included) or, for a Mach-O section-relative entry, a
+    # symbols.Section; None when unknown.
+    rtype: int = -1
+    addend: int | None = None
+    to: Any = None
 
     def reaches(self, lo: int, hi: int) -> bool:
         return self.at - self.pre < hi and lo < self.at + self.width
