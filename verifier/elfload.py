@@ -49,10 +49,14 @@ def _symbol(name, binding: int, kind: int, shndx: int, value: int, size: int,
     return symbols.Symbol(name, section, value, size, bind, KINDS.get(kind, symbols.OTHER), defined=shndx != 0)
 
 
-def _target(sym_name, sym_kind: int, shndx: int, addend: int, sections: list[symbols.Section | None]) -> str:
-    if sym_kind == 3 and 0 < shndx < len(sections) and sections[shndx] is not None:   # STT_SECTION
-        return relocs.target(None, sections[shndx].name, addend)          # type: ignore[union-attr]
-    return relocs.target(text(sym_name) if sym_name else None, None, addend)
+def _target(s: Any, addend: int, sections: list[symbols.Section | None]) -> str:
+    """A relocation's target for messages: its symbol's name, else (a section symbol, or a symbol
+    with no name) its section plus the offset."""
+    name = text(s.name) if s.name else ""
+    section = sections[s.shndx] if 0 < s.shndx < len(sections) else None
+    if section is not None and (int(s.type) == 3 or not name):          # 3: STT_SECTION
+        return relocs.target(None, section.name, s.value - section.start + addend)
+    return relocs.target(name or None, None, addend)
 
 
 def _from_fast(fast: Any) -> symbols.ObjectFile:
@@ -73,8 +77,7 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
             continue            # a relocation section that applies to no section patches nothing
         kind, pre, width = relocs.elf(fast.arch, r.type)
         s = r.symbol
-        to = _target(s.name, s.type, s.shndx, r.addend, sections) if s is not None \
-            else relocs.target(None, None, r.addend)
+        to = _target(s, r.addend, sections) if s is not None else relocs.target(None, None, r.addend)
         sym = _symbol(s.name, s.binding, s.type, s.shndx, s.value, s.size, sections) if s is not None else None
         obj.relocations.append(relocs.Reloc(index[id(r.section)], r.address, kind, pre, width, to, r.type,
                                             r.addend if id(r.table) in rela else None, sym))
@@ -118,8 +121,7 @@ def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
         rtype = r.r_info(binary.header.identity_class) & type_mask
         kind, pre, width = relocs.elf(found, rtype)
         s = r.symbol if r.has_symbol else None
-        to = _target(s.name, int(s.type), s.shndx, r.addend, sections) if s is not None \
-            else relocs.target(None, None, r.addend)
+        to = _target(s, r.addend, sections) if s is not None else relocs.target(None, None, r.addend)
         sym = _symbol(s.name, int(s.binding), int(s.type), s.shndx, s.value, s.size, sections) \
             if s is not None else None
         obj.relocations.append(relocs.Reloc(space, r.address, kind, pre, width, to, rtype,
