@@ -131,6 +131,7 @@ def test_relocations_carry_their_target_for_resolving(tmp_path, arch):
         table = elfload.read(str(obj), data) if fast else elfload._from_lief(str(obj), data)
         r = next(r for r in table.relocations if r.to is not None and r.to.kind == symbols.SECTION)
         assert r.to.section.name == ".rodata" and r.addend is not None and r.rtype > 0, r
+        assert not r.to.section.writable and not r.to.section.executable
         assert r.to.section.content[r.addend:][:4] == (3).to_bytes(4, "little")     # tab[0]
 
 

@@ -10,7 +10,7 @@ from .arch import canonical_arch
 from .blob import DEFAULT_BASE, Blob, text
 from .errors import BlobError, UnsupportedError, UsageError
 
-SHF_EXECINSTR = 0x4
+SHF_WRITE, SHF_EXECINSTR = 0x1, 0x4
 SHN_LORESERVE = 0xFF00
 BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "global"}     # 10: STB_GNU_UNIQUE
 KINDS = {0: symbols.NOTYPE, 1: symbols.DATA, 2: symbols.FUNCTION, 3: symbols.SECTION, 5: symbols.DATA,
@@ -63,7 +63,7 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
     from . import elf
 
     sections: list[symbols.Section | None] = [
-        symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR))
+        symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR), bool(s.flags & SHF_WRITE))
         for i, s in enumerate(fast.sections)]
     obj = symbols.ObjectFile("elf", fast.arch, relocatable=True, bias=DEFAULT_BASE)
     for s in fast.symbols:
@@ -101,7 +101,7 @@ def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
     sections: list[symbols.Section | None] = [
         symbols.Section(i, text(s.name), 0 if rel else s.virtual_address,
                         b"" if s.type == lief.ELF.Section.TYPE.NOBITS else bytes(s.content),
-                        bool(int(s.flags) & SHF_EXECINSTR))
+                        bool(int(s.flags) & SHF_EXECINSTR), bool(int(s.flags) & SHF_WRITE))
         for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("elf", found, relocatable=rel, bias=DEFAULT_BASE if rel else 0)
     for s in binary.symbols:

@@ -17,7 +17,7 @@ from .arch import canonical_arch
 from .blob import DEFAULT_BASE, Blob, text
 from .errors import BlobError, UnsupportedError, UsageError
 
-IMAGE_SCN_CNT_CODE, IMAGE_SCN_MEM_EXECUTE = 0x20, 0x20000000
+IMAGE_SCN_CNT_CODE, IMAGE_SCN_MEM_EXECUTE, IMAGE_SCN_MEM_WRITE = 0x20, 0x20000000, 0x80000000
 COFF_MACHINES = {0x8664: "x86_64", 0xAA64: "aarch64"}
 
 
@@ -109,8 +109,10 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
     is_obj = binary.header.file_type == lief.MachO.Header.FILE_TYPE.OBJECT
     code = int(lief.MachO.Section.FLAGS.PURE_INSTRUCTIONS) | int(lief.MachO.Section.FLAGS.SOME_INSTRUCTIONS)
     raw = list(binary.sections)
+    # Only the __TEXT segment is mapped read-only (__DATA,__const is written by dyld's fix-ups).
     sections = [symbols.Section(i + 1, f"{s.segment_name},{s.name}", s.virtual_address,
-                                bytes(s.content)[:s.size], bool(int(s.flags) & code)) for i, s in enumerate(raw)]
+                                bytes(s.content)[:s.size], bool(int(s.flags) & code), s.segment_name != "__TEXT")
+                for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("macho", found, relocatable=is_obj, bias=DEFAULT_BASE if is_obj else 0,
                              all_symbols_bound=True, display=lambda n: n[1:] if n.startswith("_") else n)
     by_index: list[symbols.Symbol | None] = []      # the symbol table, in order, for relocations
@@ -196,9 +198,14 @@ def _executable(section: Any) -> bool:
     return bool(section.characteristics & (IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_EXECUTE))
 
 
+def _writable(section: Any) -> bool:
+    return bool(section.characteristics & IMAGE_SCN_MEM_WRITE)
+
+
 def _pe_file(binary: Any, found: str) -> symbols.ObjectFile:
     sections = [symbols.Section(i, text(s.name), s.virtual_address,
-                                bytes(s.content)[:min(s.virtual_size or s.size, s.size)], _executable(s))
+                                bytes(s.content)[:min(s.virtual_size or s.size, s.size)], _executable(s),
+                                _writable(s))
                 for i, s in enumerate(binary.sections)]
     unwind = {e.rva_start: e.rva_end for e in binary.exceptions}
     obj = symbols.ObjectFile("pe", found, relocatable=False, bias=binary.optional_header.imagebase,
@@ -244,7 +251,7 @@ IMAGE_SYM_CLASS_EXTERNAL, IMAGE_SYM_CLASS_STATIC, IMAGE_SYM_CLASS_LABEL, IMAGE_S
 
 def _coff_file(binary: Any, found: str) -> symbols.ObjectFile:
     raw = list(binary.sections)
-    sections = [symbols.Section(i + 1, text(s.name), 0, bytes(s.content), _executable(s))
+    sections = [symbols.Section(i + 1, text(s.name), 0, bytes(s.content), _executable(s), _writable(s))
                 for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("coff", found, relocatable=True, bias=DEFAULT_BASE)
     for s in binary.symbols:

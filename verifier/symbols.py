@@ -36,6 +36,7 @@ class Section:
     start: int                # address of its first byte (0 in an object: offsets are section-relative)
     content: bytes
     executable: bool
+    writable: bool = True     # unknown counts as writable: only data known read-only may be trusted
 
     @property
     def end(self) -> int:
