@@ -25,6 +25,8 @@ def render(result: dict[str, Any], console: Console) -> None:
         ("spec ", "dim"), f"{spec['path']}  sha256 {spec['sha256'][:16]}…",
     )
     parts: list[Any] = [ident]
+    if blob.get("extent"):
+        parts.append(Text(f"{blob['extent']}", style="dim"))
     if result.get("message"):
         parts.append(Text(result["message"]))
     if result.get("cosim"):

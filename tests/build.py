@@ -30,6 +30,19 @@ def asm_file(tmp: Path, arch: str, text: str, name: str = "blob") -> Path:
     return p
 
 
+GAS = {"x86_64": "as", "aarch64": "aarch64-linux-gnu-as"}
+LD = {"x86_64": "ld", "aarch64": "aarch64-linux-gnu-ld"}
+
+
+def gas_object(tmp: Path, arch: str, text: str, name: str = "asm") -> Path:
+    """An ELF object from GNU assembly (x86-64 in Intel syntax), as a person would assemble it."""
+    src = tmp / f"{name}_{arch}.s"
+    src.write_text((".intel_syntax noprefix\n" if arch == "x86_64" else "") + text + "\n")
+    out = src.with_suffix(".o")
+    subprocess.run([GAS[arch], str(src), "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
 def have_cc(arch: str) -> bool:
     return shutil.which(CC[arch]) is not None
 
@@ -74,6 +87,15 @@ def clang_object(tmp: Path, fmt: str, arch: str, source: str, opt: str = "O2", n
     out = tmp / f"{name}_{fmt}_{arch}_{opt}.o"
     _run([llvm_tool("clang"), f"--target={TARGETS[fmt, arch]}", f"-{opt}", "-ffreestanding", "-fno-builtin",
           "-fno-stack-protector", "-c", str(src), "-o", str(out)])
+    return out
+
+
+def clang_asm(tmp: Path, fmt: str, arch: str, text: str, name: str = "asm") -> Path:
+    """A Mach-O or COFF object from assembly, by clang's integrated assembler."""
+    src = tmp / f"{name}_{fmt}_{arch}.s"
+    src.write_text((".intel_syntax noprefix\n" if arch == "x86_64" else "") + text + "\n")
+    out = src.with_suffix(".o")
+    _run([llvm_tool("clang"), f"--target={TARGETS[fmt, arch]}", "-c", str(src), "-o", str(out)])
     return out
 
 

@@ -48,7 +48,7 @@ def _both(path: Path, symbol: str, monkeypatch) -> tuple[object, object]:
     def one():
         try:
             b = blob_mod.load(path, symbol=symbol)
-            return (b.code, b.base, b.arch, b.entry)
+            return (b.code, b.base, b.arch, b.entry, b.section, b.offset, b.extent_note)
         except NVerifyError as e:
             return (type(e).__name__, str(e))
     fast = one()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from verifier.emit import emit
 from verifier.pipeline import Options
 
 from .asm_library import ASM
-from .build import assemble, compile_c
+from .build import assemble, compile_c, gas_object
 
 SCHEMA = Path(__file__).parent / "data" / "sarif-2.1.0.schema.json"
 FUNCTIONS = ["p01", "p02", "p04", "p05", "p07", "p08", "p09", "p13", "p16", "abs", "min"]
@@ -224,3 +225,107 @@ def test_action_and_pre_commit_hook_run_the_gate(tree, tmp_path):
     run_env["MANIFEST"] = str(stale / "nverify.toml")
     r = subprocess.run(["bash", "-c", script], env=run_env, capture_output=True, text=True)
     assert r.returncode == 1 and "p09.bin" in r.stdout
+
+
+# --- every parameter of a proof is bound -----------------------------------------------------
+
+WIN64_P01 = "lea eax, [rcx-1]\n and eax, ecx\n ret"
+
+
+@pytest.fixture(scope="module")
+def bound(tmp_path_factory):
+    """Attested blobs whose proofs had a parameter a manifest entry may not match: an ABI, a
+    reference, a function in an object, a spec (for an object file)."""
+    root = tmp_path_factory.mktemp("bound")
+    attest.keygen(str(root / "signing"))
+    key = attest.load_private_key(str(root / "signing.key"))
+    (root / "keys").mkdir()
+    shutil.move(root / "signing.pub", root / "keys" / "nverify.pub")
+
+    def emit_as(result, name: str) -> None:
+        assert result.verdict.value == 0, result
+        emit(str(root / name), result.code, result.to_json(), result.spec_text, key)
+
+    (root / "w.raw").write_bytes(assemble("x86_64", WIN64_P01))
+    emit_as(prove(str(root / "w.raw"), "p01", Options(arch="x86_64", abi="win64")), "win64")
+    (root / "new.raw").write_bytes(assemble("x86_64", ASM["x86_64"]["p01"]))
+    (root / "ref.bin").write_bytes(assemble("x86_64", "mov eax, edi\n sub eax, 1\n and eax, edi\n ret"))
+    (root / "other.bin").write_bytes(assemble("x86_64", "lea eax, [rdi-1]\n and eax, edi\n nop\n ret"))
+    emit_as(prove(str(root / "new.raw"), "p01", Options(arch="x86_64", ref=str(root / "ref.bin"))), "ref")
+    p01 = f".text\n.globl p01\np01:\n{ASM['x86_64']['p01']}\n"
+    emit_as(prove(str(gas_object(root, "x86_64", p01, "alone")), "p01"), "object")
+    return root, key
+
+
+def _attested(root: Path, name: str, entry: dict, **extra) -> dict:
+    return {"spec": "p01", "attestation": f"{name}/p01.bin.intoto.json", **entry, **extra}
+
+
+def test_an_abi_the_manifest_does_not_name_fails(bound, capsys):
+    root, _ = bound
+    entry = _attested(root, "win64", {"path": "win64/p01.bin", "arch": "x86_64"})
+    code, _, out = _gate(capsys, _manifest(root, [entry], "noabi.toml"))
+    assert code == 1 and "the attestation is for ABI win64, not sysv" in out, out
+    code, status, out = _gate(capsys, _manifest(root, [dict(entry, abi="win64")], "win64.toml"))
+    assert code == 0 and list(status.values()) == ["PASS [attested]"], out
+
+
+def test_the_reference_of_an_equivalence_proof_is_bound(bound, capsys):
+    root, _ = bound
+    entry = _attested(root, "ref", {"path": "ref/p01.bin", "arch": "x86_64"})
+    code, _, out = _gate(capsys, _manifest(root, [entry], "noref.toml"))
+    assert code == 1 and "the attestation is for reference sha256 " in out and ", not none" in out, out
+    code, _, out = _gate(capsys, _manifest(root, [dict(entry, ref="other.bin")], "otherref.toml"))
+    assert code == 1 and "the attestation is for reference sha256 " in out, out
+    code, status, out = _gate(capsys, _manifest(root, [dict(entry, ref="ref.bin")], "ref.toml"))
+    assert code == 0 and list(status.values()) == ["PASS [attested]"], out
+    code, status, out = _gate(capsys, _manifest(root, [dict(entry, ref="other.bin")], "otherref.toml"),
+                              "--prove-missing")
+    assert list(status.values()) == ["PASS [proven]"], out          # proven now, against other.bin
+
+
+def test_the_loop_bound_is_bound(bound, capsys):
+    root, key = bound
+    envelope = json.loads((root / "win64/p01.bin.intoto.json").read_text())
+    statement = attest.open_envelope(envelope, attest.load_public_key(str(root / "keys/nverify.pub")))
+    statement["predicate"]["options"]["loop_bound"] = 7
+    (root / "loop.intoto.json").write_text(json.dumps(attest.sign_envelope(statement, key)))
+    entry = {"path": "win64/p01.bin", "arch": "x86_64", "abi": "win64", "spec": "p01",
+             "attestation": "loop.intoto.json"}
+    code, _, out = _gate(capsys, _manifest(root, [entry], "loop.toml"))
+    assert code == 1 and "the attestation is for loop bound 7, not 100" in out, out
+
+
+def test_the_extent_of_a_function_is_bound(bound, capsys):
+    """The same bytes at another offset of another object are not the attested function."""
+    root, _ = bound
+    moved = gas_object(root, "x86_64", f".text\n.globl q\nq:\nret\n.globl p01\np01:\n{ASM['x86_64']['p01']}\n",
+                       "moved")
+    entry = _attested(root, "object", {"path": moved.name, "symbol": "p01"})
+    code, _, out = _gate(capsys, _manifest(root, [entry], "moved.toml"))
+    assert code == 1 and "the attestation is for offset 0x0, not 0x1" in out, out
+
+
+def test_a_local_namesake_does_not_carry_the_attestation(bound, capsys):
+    """An object with the attested p01 as a local and another p01 as the global: the linker binds
+    the global, so the gate checks the global's bytes."""
+    root, _ = bound
+    parts = {"benign": f".text\np01:\n{ASM['x86_64']['p01']}\n",
+             "evil": f".text\n.globl p01\np01:\n{ASM['x86_64']['p02']}\n"}
+    objs = [gas_object(root, "x86_64", text, name) for name, text in parts.items()]
+    subprocess.run(["ld", "-r", *map(str, objs), "-o", str(root / "both.o")], check=True)
+    entry = _attested(root, "object", {"path": "both.o", "symbol": "p01"})
+    code, _, out = _gate(capsys, _manifest(root, [entry], "both.toml"))
+    assert code == 1 and "the function's bytes (p01)" in out and "changed since they were proven" in out, out
+
+
+def test_an_object_file_is_checked_against_the_manifest_spec(bound, capsys):
+    """The function of an object is not a subject of its attestation: the spec is compared all the same."""
+    root, _ = bound
+    weak = root / "weak.smt"
+    weak.write_text('(set-info :nverify-signature "uint32_t p01(uint32_t x)")\n(define-fun post () Bool true)\n')
+    entry = _attested(root, "object", {"path": "alone_x86_64.o", "symbol": "p01"}, spec=weak.name)
+    code, _, out = _gate(capsys, _manifest(root, [entry], "weak.toml"))
+    assert code == 1 and "is not the spec the attestation proved against" in out, out
+    code, status, out = _gate(capsys, _manifest(root, [dict(entry, spec="p01")], "strong.toml"))
+    assert code == 0 and list(status.values()) == ["PASS [attested]"], out

@@ -2,8 +2,9 @@
 
 Importing LIEF takes 0.3-0.5 s, a third of a small proof, and an object file needs only its
 section headers, its symbol table and its relocation sections. `parse` reads those for a
-little-endian ELF64 object for x86-64 or AArch64 and returns an object with the attributes
-verifier/blob.py uses of LIEF's (symbols, sections, relocations), or None for anything else:
+little-endian ELF64 object for x86-64 or AArch64 and returns its sections, symbols (binding and
+type included) and relocations (type and addend included), which verifier/elfload.py turns into a
+`symbols.ObjectFile` as it does LIEF's reading of any other ELF file; or None for anything else:
 other ELF types (executables, shared objects), other machines, extended section numbering, or
 any header, table or offset that does not fit the file. LIEF then reads the file as before, and
 decides what is damaged and how to say so. A test reads every ELF object the test suite builds
@@ -33,6 +34,7 @@ class Section:
     link: int
     info: int
     entsize: int
+    flags: int = 0
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Symbol:
     value: int
     size: int
     shndx: int
+    binding: int = 0      # STB_LOCAL, STB_GLOBAL, STB_WEAK...
+    type: int = 0         # STT_NOTYPE, STT_OBJECT, STT_FUNC...
 
 
 @dataclass
@@ -49,6 +53,9 @@ class Relocation:
     address: int
     section: Section | None
     symbol: Symbol | None
+    type: int = 0
+    addend: int = 0
+    table: Section | None = None      # the SHT_REL or SHT_RELA section it came from
 
     @property
     def has_section(self) -> bool:
@@ -106,7 +113,8 @@ def _parse(data: bytes) -> Object:
     headers = [_SECTION.unpack(_slice(data, shoff + i * shentsize, shentsize)) for i in range(shnum)]
     contents = [b"" if h[1] == SHT_NOBITS else _slice(data, h[4], h[5]) for h in headers]
     names = contents[shstrndx]
-    sections = [Section(_name(names, h[0]), h[1], c, h[6], h[7], h[9]) for h, c in zip(headers, contents, strict=True)]
+    sections = [Section(_name(names, h[0]), h[1], c, h[6], h[7], h[9], h[2])
+                for h, c in zip(headers, contents, strict=True)]
     if any(s.type == SHT_DYNSYM for s in sections):
         raise _Unread
     obj = Object(MACHINES[machine], sections)
@@ -116,7 +124,7 @@ def _parse(data: bytes) -> Object:
             if s.entsize != _SYMBOL.size or s.link >= len(sections):
                 raise _Unread
             strings = sections[s.link].content
-            tables[i] = [Symbol(_name(strings, n), info & 0xF == STT_FUNC, value, size, shndx)
+            tables[i] = [Symbol(_name(strings, n), info & 0xF == STT_FUNC, value, size, shndx, info >> 4, info & 0xF)
                          for n, info, _other, shndx, value, size in _SYMBOL.iter_unpack(s.content)]
             obj.symbols += tables[i]
     for s in sections:
@@ -125,7 +133,8 @@ def _parse(data: bytes) -> Object:
             if s.entsize != layout.size or len(s.content) % layout.size or s.link not in tables:
                 raise _Unread
             target = sections[s.info] if s.info else None
-            for offset, info, *_addend in layout.iter_unpack(s.content):
+            for offset, info, *addend in layout.iter_unpack(s.content):
                 k = info >> 32
-                obj.relocations.append(Relocation(offset, target, tables[s.link][k] if k else None))
+                obj.relocations.append(Relocation(offset, target, tables[s.link][k] if k else None,
+                                                  info & 0xFFFFFFFF, addend[0] if addend else 0, s))
     return obj

@@ -1,22 +1,23 @@
-"""Mach-O (thin and fat) and PE/COFF (images and objects) through LIEF: file -> `Blob`.
+"""Mach-O (thin and fat) and PE/COFF (images and objects) through LIEF -> `symbols.ObjectFile` -> `Blob`.
 
 Neither format records a function's size. Its extent is therefore taken from the next thing
-known to start after it in the same code section (another symbol, an exported function, a
-Mach-O function start, a PE unwind entry) or the section's end; a PE unwind entry that
-starts at the function gives its exact end. Over-estimating the extent loses nothing a proof
-relies on: only the bytes execution actually reaches are lifted and checked, and executing
-anything outside the extent is still a violation.
+known to start after it in the same code section (verifier/symbols.py: another symbol, a
+Mach-O function start, a PE unwind entry) or the section's end; a PE unwind entry that starts
+at the function gives its exact end. Mach-O's linker splits a section at every symbol
+(MH_SUBSECTIONS_VIA_SYMBOLS), so there every symbol ends the function before it.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
+from . import relocs, symbols
 from .arch import canonical_arch
-from .blob import DEFAULT_BASE, Blob, missing_symbol, needs_relocation, text
+from .blob import DEFAULT_BASE, Blob, text
 from .errors import BlobError, UnsupportedError, UsageError
 
-IMAGE_SCN_CNT_CODE, IMAGE_SCN_MEM_EXECUTE = 0x20, 0x20000000
+IMAGE_SCN_CNT_CODE, IMAGE_SCN_MEM_EXECUTE, IMAGE_SCN_MEM_WRITE = 0x20, 0x20000000, 0x80000000
 COFF_MACHINES = {0x8664: "x86_64", 0xAA64: "aarch64"}
 
 
@@ -56,11 +57,12 @@ def _common(path: str, base: int | None, symbol: str | None) -> str:
     return symbol
 
 
-def _end(start: int, boundaries, section_end: int) -> int:
-    return min([b for b in boundaries if start < b < section_end], default=section_end)
-
 
 # --- Mach-O ------------------------------------------------------------------------------------
+
+N_STAB, N_TYPE, N_EXT, N_SECT, N_UNDF, N_WEAK_DEF = 0xE0, 0x0E, 0x01, 0x0E, 0x00, 0x0080
+_MACHO_RELOC = struct.Struct("<iI")
+
 
 def load_macho(path: str, data: bytes, arch: str | None, base: int | None, symbol: str | None,
                explicit_symbol: bool) -> Blob:
@@ -71,6 +73,14 @@ def load_macho(path: str, data: bytes, arch: str | None, base: int | None, symbo
     if fat is None or fat.size == 0:
         raise BlobError(f"{path}: malformed Mach-O file: LIEF could not parse its headers")
     name = _common(path, base, symbol)
+    found, binary = _slice(path, fat, arch)
+    obj = _macho_file(path, data, binary, found)
+    return symbols.unit(path, obj, _candidates(name, explicit_symbol, underscore=True), explicit_symbol)
+
+
+def _slice(path: str, fat: Any, arch: str | None) -> tuple[str, Any]:
+    import lief
+
     cpus = {lief.MachO.Header.CPU_TYPE.X86_64: "x86_64", lief.MachO.Header.CPU_TYPE.ARM64: "aarch64"}
     # LIEF objects are typed Any here: its stubs mark every accessor Optional, and a damaged
     # file that yields None where an object was expected is turned into an input error by
@@ -81,51 +91,85 @@ def load_macho(path: str, data: bytes, arch: str | None, base: int | None, symbo
     names = ", ".join(str(b.header.cpu_type).split(".")[-1].lower() for _, b in slices)
     if not usable:
         raise UnsupportedError(f"{path}: Mach-O for {names}; only x86_64 and arm64 are supported")
-    if fat.size > 1:
-        if arch is None:
-            raise UsageError(f"{path} is a fat Mach-O with slices {names}: choose one with --arch")
-        want = canonical_arch(arch)
-        chosen = [b for a, b in usable if a == want]
-        if not chosen:
-            raise UsageError(f"{path}: the fat Mach-O has no {want} slice (it has {names})")
-        found, binary = want, chosen[0]
-    else:
-        found, binary = usable[0]
-        _check_arch(path, "Mach-O", found, arch)
+    if fat.size == 1:
+        _check_arch(path, "Mach-O", usable[0][0], arch)
+        return usable[0]
+    if arch is None:
+        raise UsageError(f"{path} is a fat Mach-O with slices {names}: choose one with --arch")
+    want = canonical_arch(arch)
+    chosen = [b for a, b in usable if a == want]
+    if not chosen:
+        raise UsageError(f"{path}: the fat Mach-O has no {want} slice (it has {names})")
+    return want, chosen[0]
+
+
+def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.ObjectFile:
+    import lief
+
     is_obj = binary.header.file_type == lief.MachO.Header.FILE_TYPE.OBJECT
-    defined = [s for s in binary.symbols if s.type == lief.MachO.Symbol.TYPE.SECTION]
-    sym = None
-    for cand in _candidates(name, explicit_symbol, underscore=True):
-        sym = next((s for s in defined if text(s.name) == cand), None)
-        if sym is not None:
-            break
-    if sym is None:
-        raise missing_symbol(path, name, [text(s.name).lstrip("_") for s in defined
-                                          if text(s.name).startswith("_")], explicit_symbol)
-    start = sym.value
-    section: Any = binary.section_from_virtual_address(start)
-    code_flags = lief.MachO.Section.FLAGS.PURE_INSTRUCTIONS | lief.MachO.Section.FLAGS.SOME_INSTRUCTIONS
-    if section is None or not int(section.flags) & int(code_flags):
-        raise BlobError(f"{path}: symbol {text(sym.name)!r} is not in a code section")
-    sec_end = section.virtual_address + section.size
-    bounds = [s.value for s in defined]
+    code = int(lief.MachO.Section.FLAGS.PURE_INSTRUCTIONS) | int(lief.MachO.Section.FLAGS.SOME_INSTRUCTIONS)
+    raw = list(binary.sections)
+    # Only the __TEXT segment is mapped read-only (__DATA,__const is written by dyld's fix-ups).
+    sections = [symbols.Section(i + 1, f"{s.segment_name},{s.name}", s.virtual_address,
+                                bytes(s.content)[:s.size], bool(int(s.flags) & code), s.segment_name != "__TEXT")
+                for i, s in enumerate(raw)]
+    obj = symbols.ObjectFile("macho", found, relocatable=is_obj, bias=DEFAULT_BASE if is_obj else 0,
+                             all_symbols_bound=True, display=lambda n: n[1:] if n.startswith("_") else n)
+    by_index: list[symbols.Symbol | None] = []      # the symbol table, in order, for relocations
+    for s in binary.symbols:
+        by_index.append(None)
+        t = s.raw_type
+        if t & N_STAB:
+            continue
+        where = t & N_TYPE
+        section = sections[s.numberof_sections - 1] if where == N_SECT and 0 < s.numberof_sections <= len(
+            sections) else None
+        bind = "local" if not t & N_EXT else "weak" if s.description & N_WEAK_DEF else "global"
+        defined = not (where == N_UNDF and s.value == 0)
+        if section is None and s.has_export_info and s.value:     # known only from dyld's export trie
+            section = next((x for x in sections if x.start <= s.value < x.end), None)
+            bind, defined = "global", True
+        sym = symbols.Symbol(text(s.name), section, s.value, 0, bind, symbols.NOTYPE, defined)
+        by_index[-1] = sym
+        obj.symbols.append(sym)
     if binary.has_function_starts:
         seg = binary.get_segment("__TEXT")
-        bounds += [seg.virtual_address + f for f in binary.function_starts.functions] if seg else []
-    end = _end(start, bounds, sec_end)
-    rel = start - section.virtual_address
-    code = bytes(section.content)[rel: rel + end - start]
-    if len(code) != end - start:
-        raise BlobError(f"{path}: symbol {text(sym.name)!r} extends past its section: truncated file?")
-    for r in binary.relocations:
-        # LIEF gives an object's relocations as file offsets (section offset + r_address) and
-        # an image's as virtual addresses; both are mapped back to the function's extent here.
-        where = r.address - section.offset + section.virtual_address if is_obj else r.address
-        if (not is_obj or (r.has_section and r.section.name == section.name)) and start <= where < end:
-            target = text(r.symbol.name) if r.has_symbol and r.symbol is not None else "an address"
-            raise needs_relocation(path, text(sym.name), where - start, target)
-    addr = start + DEFAULT_BASE if is_obj else start
-    return Blob(code=code, arch=found, base=addr, entry=addr, name=text(sym.name), source=path, fmt="macho")
+        obj.bounds += [seg.virtual_address + f for f in binary.function_starts.functions] if seg else []
+    if is_obj:
+        obj.relocations = _macho_object_relocs(path, data, binary, found, raw, sections, by_index)
+    else:
+        for r in binary.relocations:    # dyld's rebases and binds, at virtual addresses
+            to = text(r.symbol.name) if r.has_symbol and r.symbol is not None else "the image base"
+            obj.relocations.append(relocs.Reloc(None, r.address, f"dyld {type(r).__name__}", 0,
+                                                r.size // 8 or relocs.UNKNOWN_REACH, to))
+    return obj
+
+
+def _macho_object_relocs(path: str, data: bytes, binary: Any, found: str, raw: list, sections: list,
+                         by_index: list[symbols.Symbol | None]) -> list[relocs.Reloc]:
+    """An object's relocation entries, read from the file: LIEF names no target section."""
+    out = []
+    for sec, s in zip(sections, raw, strict=True):
+        at = binary.fat_offset + s.relocation_offset
+        table = data[at: at + _MACHO_RELOC.size * s.numberof_relocations]
+        if len(table) != _MACHO_RELOC.size * s.numberof_relocations:
+            raise BlobError(f"{path}: the relocations of {sec.name} lie past the end of the file: truncated file?")
+        for address, info in _MACHO_RELOC.iter_unpack(table):
+            if address < 0:                 # a scattered relocation (not used on x86-64 or arm64)
+                kind, pre, width = relocs.macho(found, 99, 0)
+                out.append(relocs.Reloc(sec.key, sec.start + (address & 0xFFFFFF), kind, pre, width,
+                                        "an address"))
+                continue
+            n, length, extern, rtype = info & 0xFFFFFF, (info >> 25) & 3, (info >> 27) & 1, info >> 28
+            kind, pre, width = relocs.macho(found, rtype, length)
+            if extern:
+                dest: Any = by_index[n] if n < len(by_index) else None
+                to = relocs.target(dest.name if dest is not None else f"symbol #{n}", None)
+            else:
+                dest = sections[n - 1] if 0 < n <= len(sections) else None
+                to = relocs.target(None, dest.name if dest is not None else f"section #{n}")
+            out.append(relocs.Reloc(sec.key, sec.start + address, kind, pre, width, to, rtype, None, dest))
+    return out
 
 
 # --- PE images and COFF objects ----------------------------------------------------------------
@@ -147,36 +191,45 @@ def load_pe(path: str, data: bytes, arch: str | None, base: int | None, symbol: 
         raise UnsupportedError(f"{path}: PE machine {int(binary.header.machine):#x} is not supported "
                                "(AMD64 and ARM64 are)")
     _check_arch(path, "PE", found, arch)
-    functions: dict[str, int] = {}      # name -> RVA
+    return symbols.unit(path, _pe_file(binary, found), [name], explicit_symbol)
+
+
+def _executable(section: Any) -> bool:
+    return bool(section.characteristics & (IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_EXECUTE))
+
+
+def _writable(section: Any) -> bool:
+    return bool(section.characteristics & IMAGE_SCN_MEM_WRITE)
+
+
+def _pe_file(binary: Any, found: str) -> symbols.ObjectFile:
+    sections = [symbols.Section(i, text(s.name), s.virtual_address,
+                                bytes(s.content)[:min(s.virtual_size or s.size, s.size)], _executable(s),
+                                _writable(s))
+                for i, s in enumerate(binary.sections)]
+    unwind = {e.rva_start: e.rva_end for e in binary.exceptions}
+    obj = symbols.ObjectFile("pe", found, relocatable=False, bias=binary.optional_header.imagebase,
+                             bounds=list(unwind))
+
+    def add(name: str, rva: int, bind: str, kind: str) -> None:
+        section = next((s for s in sections if s.start <= rva < s.end), None)
+        size = unwind[rva] - rva if rva in unwind and unwind[rva] > rva else 0
+        obj.symbols.append(symbols.Symbol(name, section, rva, size, bind, kind))
+
     if binary.has_exports:
         for e in binary.get_export().entries:
             if e.name and not e.is_forwarded:
-                functions.setdefault(text(e.name), e.address)
-    imagebase = binary.optional_header.imagebase
+                add(text(e.name), e.address, "global", symbols.NOTYPE)
     for s in binary.symbols:            # a COFF symbol table, when the linker kept one (mingw)
         if s.name and s.section is not None and s.value >= 0:
-            functions.setdefault(text(s.name), s.section.virtual_address + s.value)
-    if name not in functions:
-        raise missing_symbol(path, name, list(functions), explicit_symbol)
-    start = functions[name]
-    section: Any = binary.section_from_rva(start)
-    if section is None or not section.characteristics & (IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_EXECUTE):
-        raise BlobError(f"{path}: {name!r} is not in a code section")
-    sec_end = section.virtual_address + min(section.virtual_size or section.size, section.size)
-    unwind = {e.rva_start: e.rva_end for e in binary.exceptions}
-    end = unwind.get(start) or _end(start, [*functions.values(), *unwind], sec_end)
-    if not start < end <= sec_end:
-        raise BlobError(f"{path}: {name!r} has no bytes in its section: truncated file?")
-    code = bytes(binary.get_content_from_virtual_address(start, end - start, lief.Binary.VA_TYPES.RVA))
-    if len(code) != end - start:
-        raise BlobError(f"{path}: {name!r} extends past the mapped file: truncated file?")
+            add(text(s.name), s.section.virtual_address + s.value, "global" if s.is_external else "local",
+                symbols.FUNCTION if s.is_function else symbols.NOTYPE)
     for block in binary.relocations:    # base relocations: absolute addresses the loader patches
         for entry in block.entries:
-            where = block.virtual_address + entry.position
-            if start <= where < end and entry.type != lief.PE.RelocationEntry.BASE_TYPES.ABS:
-                raise needs_relocation(path, name, where - start, "the image base")
-    return Blob(code=code, arch=found, base=imagebase + start, entry=imagebase + start, name=name,
-                source=path, fmt="pe")
+            kind, pre, width = relocs.pe_base(entry.data >> 12)
+            obj.relocations.append(relocs.Reloc(None, block.virtual_address + entry.position, kind, pre, width,
+                                                "the image base"))
+    return obj
 
 
 def load_coff(path: str, data: bytes, arch: str | None, base: int | None, symbol: str | None,
@@ -190,23 +243,42 @@ def load_coff(path: str, data: bytes, arch: str | None, base: int | None, symbol
     name = _common(path, base, symbol)
     found = COFF_MACHINES[int(data[0] | data[1] << 8)]
     _check_arch(path, "COFF", found, arch)
-    defined = [s for s in binary.symbols if s.section is not None and not s.is_undefined]
-    sym = next((s for s in defined if text(s.name) == name), None)
-    if sym is None:
-        raise missing_symbol(path, name, [s.name for s in defined if s.is_function], explicit_symbol)
-    section: Any = sym.section
-    if not section.characteristics & (IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_EXECUTE):
-        raise BlobError(f"{path}: symbol {name!r} is not in a code section")
-    content = bytes(section.content)
-    same = [s.value for s in defined if s.section_idx == sym.section_idx]
-    end = _end(sym.value, same, len(content))
-    if not sym.value < end:
-        raise BlobError(f"{path}: symbol {name!r} has no bytes in its section: truncated file?")
-    for r in section.relocations:
-        if sym.value <= r.address < end:
-            target = text(r.symbol.name) if r.symbol is not None else "an address"
-            raise needs_relocation(path, name, r.address - sym.value, target)
-    addr = DEFAULT_BASE + sym.value
-    return Blob(code=content[sym.value:end], arch=found, base=addr, entry=addr, name=name, source=path,
-                fmt="coff")
+    return symbols.unit(path, _coff_file(binary, found), [name], explicit_symbol)
 
+
+IMAGE_SYM_CLASS_EXTERNAL, IMAGE_SYM_CLASS_STATIC, IMAGE_SYM_CLASS_LABEL, IMAGE_SYM_CLASS_WEAK_EXTERNAL = 2, 3, 6, 105
+
+
+def _coff_file(binary: Any, found: str) -> symbols.ObjectFile:
+    raw = list(binary.sections)
+    sections = [symbols.Section(i + 1, text(s.name), 0, bytes(s.content), _executable(s), _writable(s))
+                for i, s in enumerate(raw)]
+    obj = symbols.ObjectFile("coff", found, relocatable=True, bias=DEFAULT_BASE)
+    for s in binary.symbols:
+        sym = _coff_symbol(s, sections)
+        if sym is not None:
+            obj.symbols.append(sym)
+    for sec, s in zip(sections, raw, strict=True):
+        for r in s.relocations:
+            rtype = int(r.type) & 0xFFFF
+            kind, pre, width = relocs.coff(found, rtype)
+            to = _coff_symbol(r.symbol, sections) if r.symbol is not None else None
+            target = relocs.target(None, to.section.name) if to is not None and to.kind == symbols.SECTION \
+                and to.section is not None else relocs.target(text(r.symbol.name) if r.symbol else None, None)
+            obj.relocations.append(relocs.Reloc(sec.key, r.address, kind, pre, width, target, rtype, None, to))
+    return obj
+
+
+def _coff_symbol(s: Any, sections: list[symbols.Section]) -> symbols.Symbol | None:
+    cls, idx, name = int(s.storage_class), s.section_idx, text(s.name)
+    if cls == IMAGE_SYM_CLASS_WEAK_EXTERNAL:      # an undefined name with a fallback: bound elsewhere
+        return symbols.Symbol(name, None, 0, 0, "weak", symbols.NOTYPE, defined=False)
+    if cls not in (IMAGE_SYM_CLASS_EXTERNAL, IMAGE_SYM_CLASS_STATIC, IMAGE_SYM_CLASS_LABEL) or idx == -2:
+        return None                     # files, debug records, .bf/.ef
+    section = sections[idx - 1] if 0 < idx <= len(sections) else None
+    if cls == IMAGE_SYM_CLASS_STATIC and section is not None and s.value == 0 and name == section.name \
+            and len(list(s.auxiliary_symbols)):
+        return symbols.Symbol(name, section, 0, 0, "local", symbols.SECTION)
+    bind = "global" if cls == IMAGE_SYM_CLASS_EXTERNAL else "local"
+    kind = symbols.FUNCTION if s.is_function else symbols.NOTYPE
+    return symbols.Symbol(name, section, s.value, 0, bind, kind, defined=idx != 0 or s.value != 0)

@@ -3,8 +3,10 @@
 
 A blob passes when its attestation verifies with the manifest's key, vouches for the blob's
 current bytes (the file is a subject, or the function loaded from it has the attested sha256),
-for the spec's current bytes, and for the same arch, ABI, symbol and load address as the
-manifest asks. Anything else is a failure with its reason; nothing is assumed.
+and binds every parameter of the proof to what `prove` would use for the manifest's entry: the
+spec's bytes and loop bound, the arch, the ABI (defaulted as `prove` defaults it), the load
+address and extent (symbol, section, offset, size), and the reference's digest of an equivalence
+proof. Anything else is a failure with its reason; nothing is assumed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import tomllib
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,8 +25,9 @@ from . import attest
 from .errors import UsageError
 from .verdict import VERSION
 
-BLOB_KEYS = {"path", "spec", "arch", "symbol", "abi", "base", "attestation", "timeout"}
+BLOB_KEYS = {"path", "spec", "arch", "symbol", "abi", "base", "attestation", "timeout", "ref"}
 GATE_KEYS = {"key", "cache"}
+_LOADING = threading.Lock()
 
 
 class ManifestError(UsageError):
@@ -42,6 +46,7 @@ class Entry:
     base: int | None
     attestation: Path
     timeout: float
+    ref: Path | None = None      # the reference blob of an equivalence proof (prove --ref)
 
     @property
     def name(self) -> str:
@@ -120,7 +125,7 @@ def _entry(path: str, root: Path, i: int, b, line: int) -> Entry:
     for k in ("path", "spec"):
         if not isinstance(b.get(k), str) or not b[k]:
             raise ManifestError(f"{where}: [[blob]] #{i + 1} needs {k} = \"…\"")
-    for k in ("arch", "symbol", "abi", "attestation"):
+    for k in ("arch", "symbol", "abi", "attestation", "ref"):
         if k in b and not isinstance(b[k], str):
             raise ManifestError(f"{where}: {k} must be a string")
     base = b.get("base")
@@ -147,36 +152,40 @@ def _entry(path: str, root: Path, i: int, b, line: int) -> Entry:
     spec_path = root / spec if (root / spec).exists() or "/" in spec or spec.endswith(".smt") \
         else SPEC_DIR / f"{spec}.smt"
     att = root / b["attestation"] if "attestation" in b else Path(f"{blob_path}.intoto.json")
-    return Entry(i, line, blob_path, spec_path, arch, b.get("symbol"), b.get("abi"), base, att, float(timeout))
+    ref = root / b["ref"] if "ref" in b else None
+    return Entry(i, line, blob_path, spec_path, arch, b.get("symbol"), b.get("abi"), base, att, float(timeout), ref)
 
 
 # --- checking one blob -----------------------------------------------------------------------
 
 def check_attested(entry: Entry, key: Path) -> Outcome:
-    """Does a valid attestation vouch for this blob as the manifest describes it?"""
+    """Does a valid attestation vouch for this blob, with every parameter of its proof as the
+    manifest asks for it (defaulted as `prove` defaults it)?"""
     if not entry.path.is_file():
         return Outcome(entry, False, "error", f"{entry.path}: no such file")
     if not entry.spec.is_file():
         return Outcome(entry, False, "error", f"{entry.spec}: no such spec file")
+    if entry.ref is not None and not entry.ref.is_file():
+        return Outcome(entry, False, "error", f"{entry.ref}: no such reference blob")
     if entry.arch is None and _is_raw(entry.path):
         return Outcome(entry, False, "error", f"{entry.path} is a raw blob: the manifest must say its arch "
                        f"(arch = \"x86_64\" or \"aarch64\") at line {entry.line}")
     if not entry.attestation.is_file():
         return Outcome(entry, False, "missing", f"no attestation ({entry.attestation.name} does not exist)")
     try:
-        r = attest.check(str(entry.path), str(entry.attestation), str(key), str(entry.spec))
-        pred = r.statement["predicate"]
-    except attest.CheckFailed as e:
-        if "is not a subject" not in str(e):
-            return Outcome(entry, False, "stale", str(e))
-        pred = _predicate_for_function(entry, key)
-        if isinstance(pred, str):
-            return Outcome(entry, False, "stale", pred)
+        pred = _predicate(entry, key)
     except UsageError as e:
         return Outcome(entry, False, "error", str(e))
-    mismatch = _options_mismatch(entry, pred)
+    if isinstance(pred, str):
+        return Outcome(entry, False, "stale", pred)
+    from .errors import NVerifyError
+
+    try:
+        mismatch = unbound(entry, pred)
+    except NVerifyError as e:
+        return Outcome(entry, False, "error", f"cannot load it as the manifest describes it: {e}")
     if mismatch:
-        return Outcome(entry, False, "stale", f"the attestation is for {mismatch}")
+        return Outcome(entry, False, "stale", mismatch)
     return Outcome(entry, True, "attested", f"attested proven ({pred.get('arch')}, {pred.get('abi')})",
                    extra={"predicate": pred})
 
@@ -191,38 +200,71 @@ def _is_raw(path: Path) -> bool:
         return False
 
 
-def _predicate_for_function(entry: Entry, key: Path) -> dict | str:
-    """For an object file: the function's bytes, loaded again, must be the attested blob."""
-    from .blob import load
-    from .errors import NVerifyError
-
+def _predicate(entry: Entry, key: Path) -> dict | str:
+    """The attested predicate, if the signature verifies and the file is a subject or (an object
+    file) holds a function; else why not. What it vouches for is compared by `unbound`."""
+    try:
+        return attest.check(str(entry.path), str(entry.attestation), str(key), str(entry.spec)) \
+            .statement["predicate"]
+    except attest.CheckFailed as e:
+        if "is not a subject" not in str(e):
+            return str(e)
     try:
         envelope = json.loads(entry.attestation.read_bytes())
-        statement = attest.open_envelope(envelope, attest.load_public_key(str(key)))
-        pred = statement["predicate"]
-        blob = load(str(entry.path), arch=entry.arch, base=entry.base, symbol=entry.symbol,
-                    default_symbol=pred.get("function"))
-    except (attest.CheckFailed, NVerifyError, ValueError, OSError) as e:
+        return attest.open_envelope(envelope, attest.load_public_key(str(key)))["predicate"]
+    except (attest.CheckFailed, ValueError, OSError) as e:
         return f"{entry.path} is not a subject of the attestation ({e})"
-    if blob.sha256 != (pred.get("blob") or {}).get("sha256"):
-        return (f"{entry.path}: the function's bytes (sha256 {blob.sha256[:16]}…) changed since they were "
-                "proven")
-    return pred
 
 
-def _options_mismatch(entry: Entry, pred: dict) -> str:
-    blob = pred.get("blob") or {}
-    if entry.arch and pred.get("arch") != entry.arch:
-        return f"arch {pred.get('arch')}, not {entry.arch}"
-    if entry.abi and pred.get("abi") != entry.abi.lower():
-        return f"ABI {pred.get('abi')}, not {entry.abi}"
-    if entry.symbol and blob.get("symbol") not in (entry.symbol, f"_{entry.symbol}"):
-        return f"symbol {blob.get('symbol')}, not {entry.symbol}"
-    if entry.base is not None and blob.get("base") != hex(entry.base):
-        return f"base {blob.get('base')}, not {hex(entry.base)}"
+def unbound(entry: Entry, pred: dict) -> str:
+    """The first parameter of the attested proof that differs from the manifest's entry, as a
+    sentence, or "". Each is computed as `prove` computes it from the entry: the spec, its loop
+    bound, the blob as loaded (bytes, arch, load address, symbol, section and offset), the ABI
+    (`--abi`, else the format's), and the reference's digest for an equivalence proof."""
+    from .arch import select_abi
+    from .blob import load
+    from .spec import load as load_spec
+
     if pred.get("verdict") != "proven":
-        return f"verdict {pred.get('verdict')}"
+        return f"the attestation is for verdict {pred.get('verdict')}"
+    spec_digest = attest.sha256_file(entry.spec)
+    if _dict(pred.get("spec")).get("sha256") != spec_digest:
+        return f"spec {entry.spec} (sha256 {spec_digest[:16]}…) is not the spec the attestation proved against"
+    with _LOADING:      # z3's parser and LIEF are not safe in threads; both take milliseconds here
+        spec = load_spec(str(entry.spec), need_post=entry.ref is None)
+        blob = load(str(entry.path), arch=entry.arch, base=entry.base, symbol=entry.symbol,
+                    default_symbol=spec.signature.name)
+        ref = None
+        if entry.ref is not None:
+            ref = load(str(entry.ref), arch=entry.arch or blob.arch, base=entry.base, symbol=entry.symbol,
+                       default_symbol=spec.signature.name).sha256
+    proven, options = _dict(pred.get("blob")), _dict(pred.get("options"))
+    if blob.sha256 != proven.get("sha256"):
+        what = "bytes" if blob.fmt == "raw" else f"function's bytes ({blob.name})"
+        return f"{entry.path}: the {what} (sha256 {blob.sha256[:16]}…) changed since they were proven"
+    rows: list[tuple[str, object, object]] = [
+        ("arch", blob.arch, pred.get("arch")),
+        ("ABI", select_abi(blob.arch, blob.fmt, entry.abi).name, pred.get("abi"))]
+    if blob.fmt != "raw":       # a raw file is its whole extent; a function, where it lies in its file
+        rows += [(k, v, proven.get(k)) for k, v in (("format", blob.fmt), ("symbol", blob.name),
+                                                    ("section", blob.section), ("offset", hex(blob.offset)))]
+    rows += [("base", hex(blob.base), proven.get("base")), ("size", blob.size, proven.get("size")),
+             ("loop bound", spec.loop_bound, options.get("loop_bound")),
+             ("reference", ref, _dict(options.get("ref")).get("sha256"))]
+    for what, now, then in rows:
+        if now != then:
+            return f"the attestation is for {what} {_shown(then)}, not {_shown(now)}"
     return ""
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "none"
+    return f"sha256 {value[:16]}…" if isinstance(value, str) and len(value) == 64 else str(value)
 
 
 # --- proving what is not attested ------------------------------------------------------------
@@ -230,7 +272,9 @@ def _options_mismatch(entry: Entry, pred: dict) -> str:
 def cache_key(entry: Entry) -> str:
     h = hashlib.sha256()
     for part in (entry.path.read_bytes(), entry.spec.read_bytes(),
-                 json.dumps([entry.arch, entry.symbol, entry.abi, entry.base, entry.timeout]).encode(),
+                 entry.ref.read_bytes() if entry.ref is not None else b"",
+                 json.dumps([entry.arch, entry.symbol, entry.abi, entry.base, entry.timeout,
+                             entry.ref is not None]).encode(),
                  VERSION.encode()):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()
@@ -255,7 +299,7 @@ def prove_entry(entry: Entry, cache: Path | None) -> Outcome:
     try:
         result = prove(str(entry.path), str(entry.spec),
                        Options(arch=entry.arch, base=entry.base, symbol=entry.symbol, abi=entry.abi,
-                               timeout=entry.timeout, jobs=1))
+                               timeout=entry.timeout, jobs=1, ref=str(entry.ref) if entry.ref else None))
     except NVerifyError as e:
         return Outcome(entry, False, "error", str(e))
     data = result.to_json()

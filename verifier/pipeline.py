@@ -223,6 +223,7 @@ def _blob_info(blob: Blob) -> dict:
             "base": hex(blob.base), "format": blob.fmt, "code": blob.code.hex()}
     if blob.name:
         info["symbol"] = blob.name
+    info.update(blob.extent())
     return info
 
 

@@ -1,0 +1,129 @@
+"""ELF files (objects through verifier/elf.py, anything else through LIEF) -> `symbols.ObjectFile` -> `Blob`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from . import relocs, symbols
+from .arch import canonical_arch
+from .blob import DEFAULT_BASE, Blob, text
+from .errors import BlobError, UnsupportedError, UsageError
+
+SHF_WRITE, SHF_EXECINSTR = 0x1, 0x4
+SHN_LORESERVE = 0xFF00
+BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "global"}     # 10: STB_GNU_UNIQUE
+KINDS = {0: symbols.NOTYPE, 1: symbols.DATA, 2: symbols.FUNCTION, 3: symbols.SECTION, 5: symbols.DATA,
+         6: symbols.DATA, 10: symbols.IFUNC}
+MAPPING = re.compile(r"\$[xdat](\..*)?")   # AArch64/Arm mapping symbols: markers, not names
+
+
+def load_elf(path: str, data: bytes, arch: str | None, base: int | None, symbol: str | None,
+             explicit_symbol: bool) -> Blob:
+    obj = read(path, data)
+    if arch is not None and canonical_arch(arch) != obj.arch:
+        raise UsageError(f"{path}: --arch {arch} conflicts with the ELF header, which says {obj.arch}; "
+                         "drop --arch or pass the right file")
+    if base is not None:
+        raise UsageError(f"{path}: --base applies to raw blobs only; an ELF file places its code itself")
+    if symbol is None:
+        raise UsageError(f"{path}: say which function to verify with --symbol NAME")
+    return symbols.unit(path, obj, [symbol], explicit_symbol)
+
+
+def read(path: str, data: bytes) -> symbols.ObjectFile:
+    """Every section, symbol and relocation of an ELF file, as the linker sees them."""
+    from . import elf
+
+    fast = elf.parse(data)       # an object file, read without importing LIEF (verifier/elf.py)
+    return _from_fast(fast) if fast is not None else _from_lief(path, data)
+
+
+def _symbol(name, binding: int, kind: int, shndx: int, value: int, size: int,
+            sections: list[symbols.Section | None]) -> symbols.Symbol | None:
+    name = text(name)
+    bind = BINDINGS.get(binding, "global")        # an unknown binding is not taken for a local
+    if bind == "local" and MAPPING.fullmatch(name):
+        return None
+    section = sections[shndx] if 0 < shndx < min(SHN_LORESERVE, len(sections)) else None
+    return symbols.Symbol(name, section, value, size, bind, KINDS.get(kind, symbols.OTHER), defined=shndx != 0)
+
+
+def _target(s: Any, addend: int, sections: list[symbols.Section | None]) -> str:
+    """A relocation's target for messages: its symbol's name, else (a section symbol, or a symbol
+    with no name) its section plus the offset."""
+    name = text(s.name) if s.name else ""
+    section = sections[s.shndx] if 0 < s.shndx < len(sections) else None
+    if section is not None and (int(s.type) == 3 or not name):          # 3: STT_SECTION
+        return relocs.target(None, section.name, s.value - section.start + addend)
+    return relocs.target(name or None, None, addend)
+
+
+def _from_fast(fast: Any) -> symbols.ObjectFile:
+    from . import elf
+
+    sections: list[symbols.Section | None] = [
+        symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR), bool(s.flags & SHF_WRITE))
+        for i, s in enumerate(fast.sections)]
+    obj = symbols.ObjectFile("elf", fast.arch, relocatable=True, bias=DEFAULT_BASE)
+    for s in fast.symbols:
+        sym = _symbol(s.name, s.binding, s.type, s.shndx, s.value, s.size, sections)
+        if sym is not None:
+            obj.symbols.append(sym)
+    index = {id(s): i for i, s in enumerate(fast.sections)}
+    rela = {id(s) for s in fast.sections if s.type == elf.SHT_RELA}
+    for r in fast.relocations:
+        if r.section is None:
+            continue            # a relocation section that applies to no section patches nothing
+        kind, pre, width = relocs.elf(fast.arch, r.type)
+        s = r.symbol
+        to = _target(s, r.addend, sections) if s is not None else relocs.target(None, None, r.addend)
+        sym = _symbol(s.name, s.binding, s.type, s.shndx, s.value, s.size, sections) if s is not None else None
+        obj.relocations.append(relocs.Reloc(index[id(r.section)], r.address, kind, pre, width, to, r.type,
+                                            r.addend if id(r.table) in rela else None, sym))
+    return obj
+
+
+def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
+    """LIEF's reading of an ELF file: executables, shared objects, and objects elf.py leaves to it."""
+    import lief
+
+    lief.logging.disable()
+    binary: Any = lief.ELF.parse(list(data)) if data else None
+    if binary is None:
+        raise BlobError(f"{path}: malformed ELF file: LIEF could not parse its headers")
+    machine = binary.header.machine_type
+    found = {lief.ELF.ARCH.X86_64: "x86_64", lief.ELF.ARCH.AARCH64: "aarch64"}.get(machine)
+    if found is None:
+        raise UnsupportedError(f"{path}: ELF machine {machine.name} is not supported (x86_64 and aarch64 are)")
+    rel = binary.header.file_type == lief.ELF.Header.FILE_TYPE.REL
+    raw = list(binary.sections)
+    sections: list[symbols.Section | None] = [
+        symbols.Section(i, text(s.name), 0 if rel else s.virtual_address,
+                        b"" if s.type == lief.ELF.Section.TYPE.NOBITS else bytes(s.content),
+                        bool(int(s.flags) & SHF_EXECINSTR), bool(int(s.flags) & SHF_WRITE))
+        for i, s in enumerate(raw)]
+    obj = symbols.ObjectFile("elf", found, relocatable=rel, bias=DEFAULT_BASE if rel else 0)
+    for s in binary.symbols:
+        sym = _symbol(s.name, int(s.binding), int(s.type), s.shndx, s.value, s.size, sections)
+        if sym is not None:
+            obj.symbols.append(sym)
+    index = {(text(s.name), s.offset, s.size): i for i, s in enumerate(raw)}
+    type_mask = 0xFF if binary.header.identity_class == lief.ELF.Header.CLASS.ELF32 else 0xFFFFFFFF
+    for r in binary.relocations:
+        space = None
+        if rel:
+            if not r.has_section or r.section is None:
+                continue
+            space = index.get((text(r.section.name), r.section.offset, r.section.size))
+            if space is None:
+                raise BlobError(f"{path}: a relocation applies to a section that is not in the section table")
+        rtype = r.r_info(binary.header.identity_class) & type_mask
+        kind, pre, width = relocs.elf(found, rtype)
+        s = r.symbol if r.has_symbol else None
+        to = _target(s, r.addend, sections) if s is not None else relocs.target(None, None, r.addend)
+        sym = _symbol(s.name, int(s.binding), int(s.type), s.shndx, s.value, s.size, sections) \
+            if s is not None else None
+        obj.relocations.append(relocs.Reloc(space, r.address, kind, pre, width, to, rtype,
+                                            r.addend if r.is_rela else None, sym))
+    return obj

@@ -1,0 +1,188 @@
+"""Symbol tables of every object format -> the function a linker binds to a name, and its extent.
+
+Each format reader (verifier/elfload.py, verifier/formats.py) turns its file into an `ObjectFile`
+of plain records; `unit` then resolves a name the way a static linker does and cuts out the
+verified unit, the same way for ELF, Mach-O, PE and COFF:
+
+- a global or weak definition wins over local ones of the same name (what another object's
+  reference binds to); two global definitions, several locals and no global, or a local
+  definition beside an undefined global of the name are ambiguous: an input error naming both;
+- a function is a symbol typed as one, or an untyped (NOTYPE) symbol in an executable section,
+  as hand-written assembly without `.type` leaves it; data, IFUNC resolvers and absolute
+  symbols are refused;
+- without a size, a function extends to the next boundary in its section (see `ObjectFile`)
+  or the section's end, and the blob says so (`Blob.extent_note`). Over-estimating is sound:
+  the bytes of one section stay together through linking, every relocation over the whole
+  extent is refused (verifier/relocs.py), and only the bytes execution reaches are lifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .blob import Blob
+from .errors import BlobError
+from .relocs import Reloc, check_relocations
+
+# What a symbol is, as far as binding and extents care.
+FUNCTION, NOTYPE, DATA, IFUNC, SECTION, OTHER = "function", "notype", "data", "ifunc", "section", "other"
+
+
+@dataclass(frozen=True)
+class Section:
+    key: int                  # the format's index of the section
+    name: str
+    start: int                # address of its first byte (0 in an object: offsets are section-relative)
+    content: bytes
+    executable: bool
+    writable: bool = True     # unknown counts as writable: only data known read-only may be trusted
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.content)
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    section: Section | None   # None: undefined, absolute or common
+    value: int                # in its section's coordinates
+    size: int                 # 0: not recorded
+    binding: str              # "global", "weak" or "local"
+    kind: str                 # FUNCTION, NOTYPE, DATA, IFUNC, SECTION or OTHER
+    defined: bool = True
+
+    def where(self) -> str:
+        if self.section is None:
+            return "no section"
+        return f"{self.section.name}+{self.value - self.section.start:#x}"
+
+
+@dataclass
+class ObjectFile:
+    fmt: str                  # "elf", "macho", "pe" or "coff"
+    arch: str
+    relocatable: bool         # an object (offsets per section) rather than an image (one address space)
+    bias: int                 # added to an address to give the blob's base
+    symbols: list[Symbol] = field(default_factory=list)
+    relocations: list[Reloc] = field(default_factory=list)
+    bounds: list[int] = field(default_factory=list)   # other known function starts (images)
+    # Which symbols end a size-less function: Mach-O's linker splits a section at every symbol,
+    # so every one does; elsewhere a section stays whole and local untyped labels (a loop's
+    # `loop:`, AArch64's `$x`) lie inside functions.
+    all_symbols_bound: bool = False
+    display: Callable[[str], str] = str     # a name as the user writes it (Mach-O drops the `_`)
+
+
+@dataclass(frozen=True)
+class Extent:
+    symbol: Symbol
+    section: Section
+    start: int
+    end: int
+    note: str | None          # how the end was found, when the symbol has no size
+
+
+def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
+    """The function the linker binds to the first of `names` defined in `obj`, as a `Blob`."""
+    sym = resolve(path, obj, names, explicit)
+    ext = extent(path, obj, sym)
+    sec = ext.section
+    code = sec.content[ext.start - sec.start: ext.end - sec.start]
+    if len(code) != ext.end - ext.start:
+        raise BlobError(f"{path}: symbol {sym.name!r} extends past its section: truncated file?")
+    space = sec.key if obj.relocatable else None
+    check_relocations(path, obj.display(sym.name), obj.relocations, space, ext.start, ext.end)
+    base = obj.bias + ext.start
+    return Blob(code=code, arch=obj.arch, base=base, entry=base, name=sym.name, source=path, fmt=obj.fmt,
+                section=sec.name, offset=ext.start - sec.start, extent_note=ext.note)
+
+
+def is_function(sym: Symbol) -> bool:
+    return sym.defined and sym.section is not None and (
+        sym.kind == FUNCTION or (sym.kind == NOTYPE and sym.section.executable))
+
+
+def resolve(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Symbol:
+    for name in names:
+        sym = _bind(path, obj, name)
+        if sym is not None:
+            return _check_code(path, obj, sym)
+    functions = sorted({obj.display(s.name) for s in obj.symbols if s.name and is_function(s)})
+    more = f" and {len(functions) - 12} more" if len(functions) > 12 else ""
+    hint = f"functions in the file: {', '.join(functions[:12])}{more}" if functions else "it has no function symbols"
+    how = "" if explicit else " (the name comes from the spec's signature; override with --symbol)"
+    raise BlobError(f"{path}: no function symbol {names[0]!r}{how}; {hint}")
+
+
+def _bind(path: str, obj: ObjectFile, name: str) -> Symbol | None:
+    same = [s for s in obj.symbols if s.name == name and s.kind != SECTION]
+    defined = _distinct([s for s in same if s.defined])
+    public = [s for s in defined if s.binding != "local"]
+    if len(public) > 1:
+        raise _ambiguous(path, name, public, "two global definitions")
+    if public:
+        return public[0]
+    if defined and any(not s.defined and s.binding != "local" for s in same):
+        raise BlobError(f"{path}: {name!r} is defined here only as a local symbol ({defined[0].where()}) "
+                        "and is also an undefined global: the linker binds callers of it elsewhere")
+    if len(defined) > 1:
+        raise _ambiguous(path, name, defined, "several local definitions and no global one")
+    return defined[0] if defined else None
+
+
+def _distinct(symbols: list[Symbol]) -> list[Symbol]:
+    """One per definition: an image lists a global in both its static and dynamic symbol tables."""
+    seen: dict[tuple, Symbol] = {}
+    for s in symbols:
+        seen.setdefault((s.section.key if s.section else None, s.value, s.size, s.binding, s.kind), s)
+    return list(seen.values())
+
+
+def _ambiguous(path: str, name: str, found: list[Symbol], what: str) -> BlobError:
+    places = " and ".join(f"{s.binding} {s.kind} at {s.where()}" for s in found[:2])
+    return BlobError(f"{path}: {name!r} is ambiguous: {what} ({places}); a linker would not bind "
+                     "it to one of them by name, so neither is verified")
+
+
+def _check_code(path: str, obj: ObjectFile, sym: Symbol) -> Symbol:
+    name = obj.display(sym.name)
+    if sym.section is None:
+        raise BlobError(f"{path}: {name!r} is bound to an absolute or common symbol, not to code in a section")
+    if sym.kind == IFUNC:
+        raise BlobError(f"{path}: {name!r} is an IFUNC: the linker binds it to the function its resolver "
+                        "returns at load time, not to these bytes")
+    if not sym.section.executable:
+        raise BlobError(f"{path}: symbol {name!r} is not in a code section ({sym.section.name})")
+    if not is_function(sym):
+        raise BlobError(f"{path}: {name!r} is a {sym.kind} symbol, not a function")
+    return sym
+
+
+def extent(path: str, obj: ObjectFile, sym: Symbol) -> Extent:
+    sec = sym.section
+    assert sec is not None
+    if not sec.start <= sym.value < sec.end:
+        raise BlobError(f"{path}: symbol {sym.name!r} has no bytes in its section: truncated file?")
+    if sym.size:
+        return Extent(sym, sec, sym.value, sym.value + sym.size, None)
+    after = [(s.value, obj.display(s.name)) for s in obj.symbols
+             if s.section is sec and s.value > sym.value and _bounds(obj, s)]
+    after += [(b, "") for b in obj.bounds if sym.value < b]
+    end, what = min([a for a in after if a[0] < sec.end], default=(sec.end, ""))
+    size = end - sym.value
+    name = obj.display(sym.name)
+    if end == sec.end:
+        note = f"{name} has no size in the symbol table: its extent runs to the end of {sec.name} ({size} bytes)"
+    else:
+        to = f"the next symbol, {what}," if what else "the next known function start"
+        note = f"{name} has no size in the symbol table: its extent runs to {to} at +{size:#x}"
+    return Extent(sym, sec, sym.value, end, note)
+
+
+def _bounds(obj: ObjectFile, s: Symbol) -> bool:
+    """Does `s` end a size-less function before it?"""
+    if not s.defined or s.kind == SECTION or not s.name:
+        return False
+    return obj.all_symbols_bound or s.binding != "local" or s.kind != NOTYPE
