@@ -10,7 +10,7 @@ import claripy
 from .arch import Abi
 from .blob import Blob
 from .errors import UnsupportedError
-from .machine import BV, Region, RegisterFile, bv, const
+from .machine import BV, STACK, Region, RegisterFile, bv, const
 from .signature import Param, Signature
 
 STACK_MAX = 1 << 16    # deepest frame modelled; below it an access is UNKNOWN, never placed
@@ -94,8 +94,8 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
         claripy.UGE(sp0, STACK_MAX + abi.red_zone + 4096),
         claripy.ULE(sp0, MASK64 - 4096),
     ]
-    regions = {"stack": Region("stack", sp0, 0, True)}
-    bases: dict[str, str] = {str(sp0.args[0]): "stack"}
+    regions = {STACK: Region(STACK, sp0, 0, True)}
+    bases: dict[str, str] = {str(sp0.args[0]): STACK}
     arrays: list[ArrayLayout] = []
     for p, reg in zip(sig.params, abi.arg_regs, strict=False):
         off = arch.get_register_offset(reg)
@@ -126,7 +126,7 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
     stack_hi = abi.stack_hi     # the return address, plus win64's shadow space
     stack_lo = claripy.BVV(STACK_MAX + abi.red_zone, 64)
     spans = [(r.base, r.length if r.length is not None else claripy.BVV(r.size, 64))
-             for r in regions.values() if r.name != "stack"]
+             for r in regions.values() if r.name != STACK]
     spans.append((sp0 - stack_lo, stack_lo + stack_hi))
     spans.append((claripy.BVV(blob.base, 64), claripy.BVV(blob.size, 64)))
     for i in range(len(spans)):

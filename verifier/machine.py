@@ -18,12 +18,16 @@ Bool = claripy.ast.Bool
 
 @dataclass(frozen=True)
 class Region:
-    name: str          # array parameter name, or "stack"
+    name: str          # array parameter name, or STACK
     base: BV           # symbolic base address (stack: the entry stack pointer)
     size: int          # bytes (stack: unused, bounds are dynamic)
     writable: bool
     elem_bits: int = 8
     length: BV | None = None   # bytes that exist (symbolic for T p[n]); None: all `size` bytes
+
+
+# The stack's region key: not a C identifier, so no array parameter can take its place.
+STACK = "$stack"
 
 
 class Unplaceable(Exception):

@@ -22,7 +22,7 @@ from .arch import Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
 from .isa import corrections
-from .machine import BV, Memory, RegisterFile, bv, split_base
+from .machine import BV, STACK, Memory, RegisterFile, bv, split_base
 from .spec import Spec
 from .vexsem import semantics
 
@@ -425,7 +425,7 @@ class Explorer:
             if on_stack and 0 <= off < 8:
                 return claripy.Extract(off * 8 + 7, off * 8, ra)
             return bv(f"stack{off:+d}", 8)
-        init["stack"] = stack_byte
+        init[STACK] = stack_byte
         return init
 
     # --- callbacks from the engine ---------------------------------------------------------
@@ -647,7 +647,7 @@ class Explorer:
         if split is None:
             return self._unplaced(path, addr, n, what)
         region, off = split
-        if region == "stack":
+        if region == STACK:
             return self._place_stack(path, addr, off, n, what)
         r = self.state.regions[region]
         if write and not r.writable:
@@ -681,7 +681,7 @@ class Explorer:
                 raise _End("unplaceable-access", f"the instruction at {self._current:#x} {what}s "
                            f"{-o} bytes below the entry stack pointer; only {entry_mod.STACK_MAX} are modelled")
             path.pending.append((off, n, sp_off, self._current))
-            return "stack", o, None
+            return STACK, o, None
         lo, hi = sp_off - self.abi.red_zone, self.state.stack_hi
         inside = claripy.And(claripy.SGE(off, lo), claripy.SLE(off, hi - n))
         msg = f"the instruction at {self._current:#x} may {what} outside its stack frame"
@@ -690,12 +690,12 @@ class Explorer:
         if len(cands) > MAX_SYMBOLIC_OFFSETS:
             raise _End("unplaceable-access", f"the instruction at {self._current:#x} {what}s the stack "
                        f"at a data-dependent offset over {len(cands)} bytes")
-        return "stack", off, cands
+        return STACK, off, cands
 
     def _stack_pointer_offset(self, path: _Path) -> int:
         sp = path.regs.get(self._sp_off, 8)
         split = split_base(sp, self.state.bases)
-        if split is None or split[0] != "stack" or not split[1].concrete:
+        if split is None or split[0] != STACK or not split[1].concrete:
             raise _End("unplaceable-access", f"at {self._current:#x} the stack pointer depends on data; "
                        "frames of data-dependent size are not modelled")
         return _signed(split[1].concrete_value)
@@ -726,7 +726,7 @@ class Explorer:
     def _unplaced(self, path: _Path, addr: BV, n: int, what: str):
         inside = []
         for r in self.state.regions.values():
-            if r.name == "stack":
+            if r.name == STACK:
                 sp_off = self._stack_pointer_offset(path)
                 lo = r.base + (sp_off - self.abi.red_zone)
                 inside.append(claripy.And(claripy.UGE(addr, lo),

@@ -91,7 +91,7 @@ _FORMS: list[Form] = [
     _gpr("test", "rr mr ri mi"),
     *[_gpr(m, "r m") for m in ("neg", "not", "inc", "dec")],
     _gpr("mov", "rr rm mr ri mi"), _gpr("movabs", "ri rm mr", note="moffs: an absolute address"),
-    _gpr("movzx", "rr rm", W3), _gpr("movsx", "rr rm", W3), _gpr("movsxd", "rr rm", W2),
+    _gpr("movzx", "rr rm"), _gpr("movsx", "rr rm"), _gpr("movsxd", "rr rm", W2),
     _gpr("lea", "rm", W3),
     _gpr("xchg", "rr rm mr", note="with memory: VEX's CAS, a load and a store (one thread)"),
     _gpr("xadd", "rr", note="register forms only"),
@@ -101,7 +101,8 @@ _FORMS: list[Form] = [
     _gpr("idiv", "r m", undefined="CPZSO", note="#DE when the divisor is 0 or the quotient does not fit"),
     *[_gpr(m, "r m ri mi rr mr", fix="shift") for m in ("shl", "sal", "shr", "sar")],
     *[_gpr(m, "r m ri mi rr mr", fix="rotate") for m in ("rol", "ror")],
-    *[_gpr(m, "rri mri rrr mrr", W2, fix="shiftd") for m in ("shld", "shrd")],
+    # 32/64-bit only (16-bit counts over 16 leave result and flags undefined); 8 is the cl count.
+    *[_gpr(m, "rri mri rrr mrr", frozenset({8, 32, 64}), fix="shiftd") for m in ("shld", "shrd")],
     # Immediate bit offsets only: VEX lifts a register offset by spilling the operand below rsp
     # (a store the CPU does not make, which a later read of uninitialised stack would see).
     *[_gpr(m, "ri mi", W3, undefined="PZSO") for m in ("bt", "bts", "btr", "btc")],

@@ -93,13 +93,16 @@ def judge(blob: Blob, abi: Abi, c: concrete.Concrete, r: Run) -> OracleReplay:
             continue
         w = a.bits // 8
         for i in range(a.n):
-            addr = a.base + i * w
-            out.outputs[f"{a.name}.{i}.out"] = int.from_bytes(_read(r.pages, addr, w), "little")
+            got = _read(r.pages, a.base + i * w, w)
+            if got is not None:   # elements past a T p[n]'s n were not mapped: they do not exist
+                out.outputs[f"{a.name}.{i}.out"] = int.from_bytes(got, "little")
     out.outputs["$ret"] = out.final_registers.get(abi.ret_reg, 0)
     return out
 
 
-def _read(pages: dict[int, bytes], addr: int, n: int) -> bytes:
+def _read(pages: dict[int, bytes], addr: int, n: int) -> bytes | None:
+    if any((a // 0x1000) * 0x1000 not in pages for a in (addr, addr + n - 1)):
+        return None
     return bytes(pages[(a // 0x1000) * 0x1000][a % 0x1000] for a in range(addr, addr + n))
 
 
