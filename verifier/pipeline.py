@@ -39,6 +39,7 @@ class Options:
     merge_threshold: int | None = None       # None: symexec.MERGE_THRESHOLD (live paths before merging)
     refute_fast: bool = True                 # concrete testing of postconditions before SMT
     cache: str | None = None                 # directory of proven obligations (solve.Cache); None: off
+    max_paths: int | None = None             # None: symexec.MAX_PATHS (paths per exploration)
 
 
 Progress = Callable[[str, dict], None]
@@ -62,9 +63,11 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
     say("explore", {})
     from . import symexec  # angr is imported only when a proof is actually run
 
-    merge = {} if options.merge_threshold is None else {"merge_threshold": options.merge_threshold}
-    ex = symexec.explore(blob, spec, abi, progress=lambda n, w: say("paths", {"done": n, "queued": w}), **merge)
-    ref = symexec.explore(ref_blob, spec, abi) if ref_blob is not None else None
+    kw = {} if options.merge_threshold is None else {"merge_threshold": options.merge_threshold}
+    if options.max_paths is not None:
+        kw["max_paths"] = options.max_paths
+    ex = symexec.explore(blob, spec, abi, progress=lambda n, w: say("paths", {"done": n, "queued": w}), **kw)
+    ref = symexec.explore(ref_blob, spec, abi, **kw) if ref_blob is not None else None
     obs = ob_mod.build(spec, ex, ref)
     say("solve", {"total": len(obs)})
     # A concrete refutation settles every postcondition conjunct, so the rewrites are not tried then.
@@ -179,10 +182,13 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
             res.verdict, res.reason, res.message = Verdict.UNKNOWN, o.kind, ob.message
             res.counterexample = {"inputs": _inputs(spec, ex, o.model or {}), "note": "an input that reaches it"}
         return res
-    if ex.truncated:
-        res.verdict, res.reason = Verdict.UNKNOWN, "timeout"
-        res.message = f"more than {len(ex.paths)} paths: exploration stopped before covering them all"
-        return res
+    # Reference mode compares against the reference's paths: a reference explored only in part
+    # leaves entry states with nothing to compare to, so either exploration stopping early is UNKNOWN.
+    for which, e in (("", ex), ("the reference's ", ref)):
+        if e is not None and e.truncated:
+            res.verdict, res.reason = Verdict.UNKNOWN, "timeout"
+            res.message = f"more than {len(e.paths)} paths: {which}exploration stopped before covering them all"
+            return res
     if not any(p.status == "returned" for p in ex.paths):
         res.verdict, res.reason = Verdict.UNKNOWN, "loop-bound"
         res.message = "no path returns"
