@@ -18,7 +18,7 @@ from collections.abc import Callable
 import z3
 
 from . import smt
-from .evaluate import NotCompilable, compile_terms
+from .evaluate import NotCompilable, compile_together
 from .exploration import Exploration
 from .obligations import Obligation
 
@@ -42,7 +42,7 @@ def counterexample(obs: list[Obligation], ex: Exploration, timeout: float,
     try:
         fs = smt.parse_asserts("".join(f"(assert {ob.formula})\n" for ob in obs), symbols)
         used: set[str] = set()
-        fns = compile_terms(fs, used)
+        prog = compile_together(fs, used)
     except (NotCompilable, smt.ParseError, z3.Z3Exception):
         return None
     names = {n: w for n, w in symbols.items() if n in used and w > 0}
@@ -50,12 +50,12 @@ def counterexample(obs: list[Obligation], ex: Exploration, timeout: float,
     rng = random.Random(seed)
     for k in range(TRIES):
         env = {n: fixed[n](rng) if n in fixed else _value(rng, w, edge=k % 3 == 1) for n, w in names.items()}
-        for ob, f, fn in zip(obs, fs, fns, strict=True):
-            try:
-                hit = fn(env) is True
-            except (ZeroDivisionError, ValueError, OverflowError):
-                continue
-            if hit:
+        try:
+            values = prog(env)
+        except (ZeroDivisionError, ValueError, OverflowError, MemoryError):
+            continue
+        for ob, f, value in zip(obs, fs, values, strict=True):
+            if value is True:
                 return (ob, env) if smt.satisfied_by(f, ob.symbols, env, timeout) else None
         if time.monotonic() - t0 > BUDGET:
             break

@@ -94,7 +94,9 @@ class _Feasibility:
     solver per fork (claripy's `branch`) cost more than all the checks together.
     """
 
-    def __init__(self, root: list):
+    def __init__(self, root: list, pre: list | None = None):
+        """`root`: the machine model's assumptions (claripy); `pre`: the spec's precondition as
+        the Z3 terms the obligations are built from (`_path_pre`), never re-translated."""
         import z3
 
         self._z3 = z3
@@ -102,6 +104,7 @@ class _Feasibility:
         self.solver.set("timeout", SOLVER_TIMEOUT_MS)
         for c in root:
             self.solver.add(self._convert(c))
+        self.solver.add(*(pre or []))
         self.stack: list = []
 
     def _convert(self, c):
@@ -275,8 +278,8 @@ class Explorer:
 
     def explore(self) -> Exploration:
         t0 = time.monotonic()
-        root = list(self.state.assumptions) + ([self.pre] if self.pre is not None else [])
-        self._sat = _Feasibility(root)
+        root = list(self.state.assumptions)
+        self._sat = _Feasibility(root, self.pre)
         mem = Memory(self.state.regions, self._initial_bytes())
         self._queue = [_Path(self.blob.entry, self.state.regs.copy(), mem, [])]
         truncated = False
@@ -682,31 +685,42 @@ class Explorer:
         self._symbols.update(smt_bridge.widths(asts))
 
 
-def _path_pre(spec: Spec) -> claripy.ast.Bool | None:
-    """`pre` as a claripy constraint for pruning infeasible paths. Conjuncts claripy cannot hold
-    (over the spec's arrays, quantified) are left out: pruning less only explores more, which is
-    sound. The bounds of every length n are added back: they follow from pre (spec.lengths)."""
-    parts = []
-    for conj in _conjunct_texts(spec):
-        try:
-            parts.append(smt_bridge.from_text(conj, spec.names))
-        except Exception:  # noqa: BLE001 - not expressible in claripy: omitted (see above)
-            continue
+def _path_pre(spec: Spec) -> list:
+    """`pre` as Z3 terms for pruning infeasible paths: the very terms `smt` parses from the spec's
+    text for the obligations and the evaluators (one meaning of the spec; a second translation,
+    through claripy, once read `bvsmod` as a remainder and pruned a feasible branch). Conjuncts
+    over the spec's arrays or with quantifiers are left out, which keeps the solver fast: pruning
+    less only explores more, which is sound. The bounds of every length n are added back: they
+    follow from pre (spec.lengths)."""
+    import z3
+
+    from . import smt
+
+    parts = [c for c in _pre_conjuncts(spec) if _scalar(c, spec.names)]
     for arr, largest in spec.lengths.items():
         p = spec.signature.param(arr)
         n = spec.signature.param(str(p.length)) if p else None
         if n is not None:
-            v = bv(n.name, n.bits)
-            parts.append(claripy.ULE(v, largest))
-    return claripy.And(*parts) if parts else None
+            parts.append(z3.ULE(smt.declarations({n.name: n.bits})[n.name], largest))
+    return parts
 
 
-def _conjunct_texts(spec: Spec) -> list[str]:
+def _pre_conjuncts(spec: Spec) -> list:
     if spec.pre == "true":
         return []
     from . import smt
-    f = smt.parse_asserts(f"(assert {spec.pre})", spec.names)[0]
-    return [smt.to_text(c) for c in smt.conjuncts(f)]
+    return smt.conjuncts(smt.parse_asserts(f"(assert {spec.pre})", spec.names)[0])
+
+
+def _scalar(f, names: dict[str, int]) -> bool:
+    """No quantifier and no array name in `f`."""
+    import z3
+
+    from . import smt
+
+    if any(z3.is_quantifier(t) for t in smt.subterms(f)):
+        return False
+    return not any(smt.is_array(names.get(n, 0)) for n in smt.free_names(f))
 
 
 def _witness(model):
