@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import archinfo
 import claripy
 
+from . import names
 from .arch import Abi
 from .blob import Blob
 from .errors import UnsupportedError
@@ -118,7 +119,7 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
         for j in range(i + 1, len(spans)):
             (a, na), (b, nb) = spans[i], spans[j]
             assumptions.append(claripy.Or(claripy.ULE(a + na, b), claripy.ULE(b + nb, a)))
-    ret_addr = bv("retaddr", 64) if abi.link_reg is None else entry[abi.link_reg]
+    ret_addr = bv(names.RETADDR, 64) if abi.link_reg is None else entry[abi.link_reg]
     assumptions = [a for a in assumptions if not (a.is_true())]
     return EntryState(arch, abi, regs, regions, bases, assumptions, entry, arrays, ret_addr, sp0, stack_hi)
 
@@ -132,19 +133,17 @@ def _initial_register(name: str, bits: int, blob: Blob) -> BV:
         return const(_FIXED[name], bits)
     if name == "cc_op":
         return const(0, bits)      # OP_COPY: the flags are exactly the bits of cc_dep1 ...
-    if name == "cc_dep1":
-        return bv("rflags" if blob.arch == "x86_64" else "nzcv", bits)   # ... which are arbitrary
+    if name == "cc_dep1":          # ... which are arbitrary
+        return bv(names.machine("rflags" if blob.arch == "x86_64" else "nzcv"), bits)
     if name in ("cc_dep2", "cc_ndep"):
         return const(0, bits)      # ignored under OP_COPY
     if name == "d":
         return const(1, bits)      # VEX's DF as +1/-1: clear at entry (SysV); checked at the return
     if name in ("id", "ac"):
-        return claripy.ZeroExt(bits - 1, bv(f"{name}flag", 1))
+        return claripy.ZeroExt(bits - 1, bv(names.machine(f"{name}flag"), 1))
     if name in ("fs", "gs"):
-        return bv(f"{name}_base", bits)
-    if name == "xsp":
-        return bv("sp", bits)
-    return bv(name, bits)
+        return bv(names.machine(f"{name}_base"), bits)
+    return bv(names.register("sp" if name == "xsp" else name), bits)
 
 
 def _scalar_register(p: Param, reg: str, abi: Abi) -> BV:
@@ -155,4 +154,4 @@ def _scalar_register(p: Param, reg: str, abi: Abi) -> BV:
     if ext_to and p.bits < ext_to:
         x = (claripy.SignExt if p.signed else claripy.ZeroExt)(ext_to - p.bits, x)
     width = x.size()
-    return claripy.Concat(bv(f"{reg}.hi", 64 - width), x)
+    return claripy.Concat(bv(names.upper_bits(reg), 64 - width), x)

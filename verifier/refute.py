@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import z3
 
-from . import smt
+from . import names, smt
 from .evaluate import NotCompilable, compile_together
 from .exploration import Exploration
 from .obligations import Obligation
@@ -45,11 +45,11 @@ def counterexample(obs: list[Obligation], ex: Exploration, timeout: float,
         prog = compile_together(fs, used)
     except (NotCompilable, smt.ParseError, z3.Z3Exception):
         return None
-    names = {n: w for n, w in symbols.items() if n in used and w > 0}
+    free = {n: w for n, w in symbols.items() if n in used and w > 0}
     fixed = _placement(ex)
     rng = random.Random(seed)
     for k in range(TRIES):
-        env = {n: fixed[n](rng) if n in fixed else _value(rng, w, edge=k % 3 == 1) for n, w in names.items()}
+        env = {n: fixed[n](rng) if n in fixed else _value(rng, w, edge=k % 3 == 1) for n, w in free.items()}
         try:
             values = prog(env)
         except (ZeroDivisionError, ValueError, OverflowError, MemoryError):
@@ -73,11 +73,11 @@ def _placement(ex: Exploration):
 
     band = 1 << 40
     align = 8 if ex.arch == "x86_64" else 0
-    out: dict[str, Callable[[random.Random], int]] = {"rsp" if ex.arch == "x86_64" else "sp":
-           lambda rng: STACK_BAND + (rng.randrange(1, 1 << 20) << 4) + align,
-           "retaddr" if ex.arch == "x86_64" else "x30": lambda rng: 0x1000 + 4 * rng.randrange(0x3800)}
+    out: dict[str, Callable[[random.Random], int]] = {
+        names.stack_pointer(ex.arch): lambda rng: STACK_BAND + (rng.randrange(1, 1 << 20) << 4) + align,
+        names.return_address(ex.arch): lambda rng: 0x1000 + 4 * rng.randrange(0x3800)}
     for i, (_name, reg, *_rest) in enumerate(ex.arrays):
-        out[reg] = _array_base(USER_LO + i * band)
+        out[names.register(reg)] = _array_base(USER_LO + i * band)
     return out
 
 

@@ -17,7 +17,7 @@ import claripy
 import pyvex
 
 from . import entry as entry_mod
-from . import policy, smt_bridge, vexops
+from . import names, policy, smt_bridge, vexops
 from .arch import Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
@@ -366,7 +366,7 @@ class Explorer:
         def stack_byte(off: int) -> BV:
             if on_stack and 0 <= off < 8:
                 return claripy.Extract(off * 8 + 7, off * 8, ra)
-            return bv(f"stack{off:+d}", 8)
+            return bv(names.stack_byte(off), 8)
         init["stack"] = stack_byte
         return init
 
