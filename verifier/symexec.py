@@ -712,15 +712,15 @@ def _pre_conjuncts(spec: Spec) -> list:
     return smt.conjuncts(smt.parse_asserts(f"(assert {spec.pre})", spec.names)[0])
 
 
-def _scalar(f, names: dict[str, int]) -> bool:
-    """No quantifier and no array name in `f`."""
+def _scalar(f, sorts: dict[str, int]) -> bool:
+    """No quantifier and no array name in `f` (`sorts`: the spec's names and their smt.Sort)."""
     import z3
 
     from . import smt
 
     if any(z3.is_quantifier(t) for t in smt.subterms(f)):
         return False
-    return not any(smt.is_array(names.get(n, 0)) for n in smt.free_names(f))
+    return not any(smt.is_array(sorts.get(n, 0)) for n in smt.free_names(f))
 
 
 def _witness(model):
