@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,8 +21,19 @@ def assemble(arch: str, text: str, base: int = BASE) -> bytes:
         ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
     comment = "//" if arch == "aarch64" else ";"
     lines = [ln.split(comment)[0] for ln in text.splitlines()]
-    code, _ = ks.asm("\n".join(ln for ln in lines if ln.strip()), base)
+    code, _ = ks.asm("\n".join(_hex_literals(ln) for ln in lines if ln.strip()), base)
     return bytes(code)
+
+
+# keystone 0.9.2 reads bare numbers in a radix it can leave uninitialised: now and then, depending on
+# what the process allocated before, radix 16 whatever the syntax option says, and `[rdi + 160]`
+# assembles as [rdi + 0x160]. Every decimal literal is written in hex first, which reads the same
+# either way (local labels `1:`, `1f` and names such as xmm10 or x30 are left alone).
+_DECIMAL = re.compile(r"(?<![\w.$])(\d+)(?![\w:])")
+
+
+def _hex_literals(line: str) -> str:
+    return _DECIMAL.sub(lambda m: hex(int(m.group(1))), line)
 
 
 def asm_file(tmp: Path, arch: str, text: str, name: str = "blob") -> Path:

@@ -13,6 +13,7 @@ from verifier import smt
 from verifier import spec as spec_mod
 from verifier.arch import DEFAULT_ABI
 from verifier.blob import Blob
+from verifier.names import RETADDR, register, upper_bits
 from verifier.symexec import explore
 
 from .asm_library import ASM
@@ -50,22 +51,23 @@ def test_symbolic_final_state_matches_unicorn(arch, name, data):
     if not smt.evaluate(spec.pre, spec.names, model):
         return
     for reg in SCRATCH[arch]:
-        model[reg] = data.draw(st.integers(0, (1 << 64) - 1))
-    model.update({f"{r}.hi": data.draw(st.integers(0, (1 << 32) - 1)) for r in ("rdi", "rsi", "rdx", "rcx")})
-    model.update({f"x{i}.hi": data.draw(st.integers(0, (1 << 32) - 1)) for i in range(4)})
-    model["rflags" if arch == "x86_64" else "nzcv"] = data.draw(st.integers(0, (1 << 64) - 1))
+        model[register(reg)] = data.draw(st.integers(0, (1 << 64) - 1))
+    model.update({upper_bits(r): data.draw(st.integers(0, (1 << 32) - 1)) for r in ("rdi", "rsi", "rdx", "rcx")})
+    model.update({upper_bits(f"x{i}"): data.draw(st.integers(0, (1 << 32) - 1)) for i in range(4)})
+    flags = register("rflags" if arch == "x86_64" else "nzcv")
+    model[flags] = data.draw(st.integers(0, (1 << 64) - 1))
     sp = STACK + 0x8000
-    model.update({"rsp" if arch == "x86_64" else "sp": sp, "retaddr": RET, "x30": RET})
+    model.update({register("rsp" if arch == "x86_64" else "sp"): sp, RETADDR: RET, register("x30"): RET})
     base = {name: DATA + 0x1000 * i for i, (name, *_) in enumerate(ex.arrays)}
     for name, reg, *_ in ex.arrays:
-        model[reg] = base[name]
+        model[register(reg)] = base[name]
     symbols = {**ex.symbols, **spec.names}
     wanted = set(SCRATCH[arch]) | {"rdi", "rsi", "rdx", "rcx", "rsp", "sp", "x0", "x30"}
     regs = {r: smt.evaluate(t, symbols, model) for r, t in ex.entry_registers.items() if r in wanted}
     if arch == "x86_64":
-        regs["eflags"] = (model["rflags"] & 0x8D5) | 2
+        regs["eflags"] = (model[flags] & 0x8D5) | 2
     else:
-        regs["nzcv"] = model["nzcv"] & 0xF0000000
+        regs["nzcv"] = model[flags] & 0xF0000000
     live = [p for p in ex.paths if p.status == "returned" and smt.evaluate(p.pc, symbols, model)]
     assert len(live) == 1, "exactly one path must match a concrete state"
     memory = {base[arr]: b"".join(model[f"{arr}.{i}"].to_bytes(bits // 8, "little") for i in range(n))

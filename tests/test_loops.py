@@ -111,3 +111,43 @@ def test_access_at_index_n_is_out_of_bounds_even_below_the_largest_n(tmp_path):
     r = _prove(asm_file(tmp_path, "x86_64", code), "sum", "x86_64")
     assert r["verdict"] == "refuted" and r["reason"] == "memory-safety", r
     assert r["counterexample"]["inputs"]["n"] == "0x3" and r["counterexample"]["replayed"] is True
+
+
+# 1000 iterations of a multiply and a xor: the result is a term thousands of operators deep, which
+# once overflowed Python's recursion limit in refute fast ("internal error" instead of a verdict).
+LONG_LOOP = {
+    "x86_64": "mov eax, edi\n mov ecx, 1000\n l: imul eax, eax, 3\n xor eax, edi\n dec ecx\n jnz l\n ret",
+    "aarch64": "mov w1, #1000\n l: mul w0, w0, w0\n eor w0, w0, w1\n subs w1, w1, #1\n b.ne l\n ret",
+}
+LONG_LOOP_SPEC = """(set-info :nverify-signature "uint32_t f(uint32_t x)")
+(set-info :nverify-loop-bound 1200)
+(define-fun post () Bool {post})
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_loop_a_thousand_times_deep_gets_a_verdict(tmp_path, arch, capsys):
+    from verifier.cli import main
+
+    blob = asm_file(tmp_path, arch, LONG_LOOP[arch])
+    for post, verdict, code in (("(= ret x)", "refuted", 1), ("(= (bvand ret #x00000001) (bvand ret #x00000001))",
+                                                             "proven", 0)):
+        spec = tmp_path / f"{verdict}.smt"
+        spec.write_text(LONG_LOOP_SPEC.format(post=post))
+        r = prove(str(blob), str(spec), Options(arch=arch, jobs=1)).to_json()
+        assert r["verdict"] == verdict, r
+        assert main(["prove", str(blob), "--spec", str(spec), "--arch", arch, "-q"]) == code
+        assert "internal error" not in capsys.readouterr().err
+
+
+def test_formulas_too_deep_for_any_step_are_unknown_not_an_internal_error(tmp_path, monkeypatch):
+    import verifier.pipeline as pipeline
+
+    def overflow(*_args):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(pipeline, "_verify", overflow)
+    spec = tmp_path / "s.smt"
+    spec.write_text(LONG_LOOP_SPEC.format(post="(= ret x)"))
+    r = prove(str(asm_file(tmp_path, "x86_64", LONG_LOOP["x86_64"])), str(spec), Options(arch="x86_64")).to_json()
+    assert (r["verdict"], r["reason"]) == ("unknown", "solver-unknown") and "nested too deeply" in r["message"]

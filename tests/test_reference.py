@@ -41,3 +41,49 @@ def test_gcc_O0_equals_O2_on_aarch64(tmp_path):
     spec.write_text('(set-info :nverify-signature "void sort3(int32_t p[3])")\n')
     r = prove(str(o2), str(spec), Options(ref=str(o0), jobs=1)).to_json()
     assert r["verdict"] == "proven", r
+
+
+BRANCHY_REF = """
+    cmp edi, 1
+    jne a
+    mov eax, 10
+    ret
+a:  cmp edi, 2
+    jne b
+    mov eax, 20
+    ret
+b:  cmp edi, 3
+    jne c
+    mov eax, 30
+    ret
+c:  xor eax, eax
+    ret
+"""
+# One path, and wrong on x = 3 only (31, not 30): the reference's path for x = 3 is the one a
+# two-path budget leaves unexplored.
+STRAIGHT_WRONG = """
+    xor eax, eax
+    mov ecx, 10
+    cmp edi, 1
+    cmove eax, ecx
+    mov ecx, 20
+    cmp edi, 2
+    cmove eax, ecx
+    mov ecx, 31
+    cmp edi, 3
+    cmove eax, ecx
+    ret
+"""
+
+
+def test_a_reference_cut_off_at_the_path_limit_gives_unknown(tmp_path):
+    spec = tmp_path / "f.smt"
+    spec.write_text('(set-info :nverify-signature "uint32_t f(uint32_t x)")\n')
+    ref = asm_file(tmp_path, "x86_64", BRANCHY_REF, "ref")
+    new = asm_file(tmp_path, "x86_64", STRAIGHT_WRONG, "new")
+    cut = prove(str(new), str(spec), Options(arch="x86_64", ref=str(ref), jobs=1, max_paths=2)).to_json()
+    assert (cut["verdict"], cut["reason"]) == ("unknown", "timeout"), cut
+    assert "reference" in cut["message"]
+    full = prove(str(new), str(spec), Options(arch="x86_64", ref=str(ref), jobs=1)).to_json()
+    assert (full["verdict"], full["reason"]) == ("refuted", "postcondition"), full
+    assert full["counterexample"]["inputs"]["x"] == "0x3"

@@ -29,6 +29,7 @@ from verifier import smt
 from verifier import spec as spec_mod
 from verifier.arch import DEFAULT_ABI
 from verifier.blob import Blob
+from verifier.names import RETADDR, register
 from verifier.symexec import explore
 
 from .build import BASE, assemble, compile_c, have_cc
@@ -188,8 +189,8 @@ def test_simd_instruction_matches_concrete_execution(tmp_path_factory, arch, ins
     pv = [data.draw(WORD) for _ in range(k)]
     mv = [data.draw(WORD) for _ in range(8)]
     model = {**{f"p.{i}": v for i, v in enumerate(pv)}, **{f"m.{i}": v for i, v in enumerate(mv)},
-             "rdi": P, "rsi": M, "x0": P, "x1": M, "rsp": SP - 8, "sp": SP,
-             "retaddr": RET, "x30": RET}
+             **{register(r): v for r, v in (("rdi", P), ("rsi", M), ("x0", P), ("x1", M), ("rsp", SP - 8),
+                                            ("sp", SP), ("x30", RET))}, RETADDR: RET}
     pb = b"".join(v.to_bytes(8, "little") for v in pv)
     mb = b"".join(v.to_bytes(8, "little") for v in mv)
     got_p, got_m = _native(code, pb, mb) if on_cpu else _unicorn(arch, code, pb, mb)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import archinfo
 import claripy
 
+from . import names
 from .arch import Abi
 from .blob import Blob
 from .errors import UnsupportedError
@@ -83,7 +84,7 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
         entry[r.name] = val
     for name in _PSEUDO_OF[blob.arch]:
         off, size = PSEUDO[name]
-        entry[name] = bv(name, size * 8)
+        entry[name] = bv(names.register(name), size * 8)
         regs.put(off, entry[name])
     cpu, fp_assumptions = _fp_state(blob.arch, entry)
     sp_name = arch.register_names[arch.sp_offset]  # type: ignore[index]
@@ -133,7 +134,7 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
         for j in range(i + 1, len(spans)):
             (a, na), (b, nb) = spans[i], spans[j]
             assumptions.append(claripy.Or(claripy.ULE(a + na, b), claripy.ULE(b + nb, a)))
-    ret_addr = bv("retaddr", 64) if abi.link_reg is None else entry[abi.link_reg]
+    ret_addr = bv(names.RETADDR, 64) if abi.link_reg is None else entry[abi.link_reg]
     assumptions = [a for a in assumptions if not (a.is_true())]
     return EntryState(arch, abi, regs, regions, bases, assumptions, entry, arrays, ret_addr, sp0, stack_hi, cpu)
 
@@ -145,11 +146,11 @@ def _fp_state(arch: str, entry: dict[str, BV]) -> tuple[dict[str, BV], list]:
     from .isa import corrections as c
 
     if arch == "x86_64":
-        daz = bv("cpu.daz", 1)
+        daz = bv(names.machine("cpu.daz"), 1)
         m = entry["mxcsr"]
         return {"daz": daz}, [claripy.Extract(31, 16, m) == 0,
                               claripy.Or(claripy.Extract(6, 6, m) == 0, daz == 1)]
-    maybe = bv("cpu.fpcr", 32)
+    maybe = bv(names.machine("cpu.fpcr"), 32)
     fpcr = entry["fpcr"]
     return {"fpcr": maybe}, [maybe & (0xFFFFFFFF ^ c.FPCR_MAYBE) == 0,
                              fpcr & ~(maybe | c.FPCR_CORE) == 0,
@@ -165,8 +166,8 @@ def _initial_register(name: str, bits: int, blob: Blob) -> BV:
         return const(_FIXED[name], bits)
     if name == "cc_op":
         return const(0, bits)      # OP_COPY: the flags are exactly the bits of cc_dep1 ...
-    if name == "cc_dep1":
-        return bv("rflags" if blob.arch == "x86_64" else "nzcv", bits)   # ... which are arbitrary
+    if name == "cc_dep1":          # ... which are arbitrary
+        return bv(names.machine("rflags" if blob.arch == "x86_64" else "nzcv"), bits)
     if name in ("cc_dep2", "cc_ndep"):
         return const(0, bits)      # ignored under OP_COPY
     if name == "d":
@@ -176,12 +177,10 @@ def _initial_register(name: str, bits: int, blob: Blob) -> BV:
         # runtime sets it, and the code cannot (popf is denied). docs/machine-model.md says so.
         return const(0, bits)
     if name == "id":
-        return claripy.ZeroExt(bits - 1, bv(f"{name}flag", 1))
+        return claripy.ZeroExt(bits - 1, bv(names.machine("idflag"), 1))
     if name in ("fs", "gs"):
-        return bv(f"{name}_base", bits)
-    if name == "xsp":
-        return bv("sp", bits)
-    return bv(name, bits)
+        return bv(names.machine(f"{name}_base"), bits)
+    return bv(names.register("sp" if name == "xsp" else name), bits)
 
 
 def _scalar_register(p: Param, reg: str, abi: Abi) -> BV:
@@ -192,4 +191,4 @@ def _scalar_register(p: Param, reg: str, abi: Abi) -> BV:
     if ext_to and p.bits < ext_to:
         x = (claripy.SignExt if p.signed else claripy.ZeroExt)(ext_to - p.bits, x)
     width = x.size()
-    return claripy.Concat(bv(f"{reg}.hi", 64 - width), x)
+    return claripy.Concat(bv(names.upper_bits(reg), 64 - width), x)

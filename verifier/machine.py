@@ -12,6 +12,8 @@ from typing import cast
 
 import claripy
 
+from .names import machine
+
 BV = claripy.ast.BV
 Bool = claripy.ast.Bool
 
@@ -76,7 +78,7 @@ class RegisterFile:
                 return start, val
         # Guest-state bytes archinfo does not name (VEX padding and scratch) are arbitrary, like
         # every register the model does not fix: one symbol per byte, kept once read.
-        val = bv(f"guest{pos}", 8)
+        val = bv(machine(f"guest{pos}"), 8)
         self.slots[pos] = val
         return pos, val
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import blob as blob_mod
+from . import names, smt
 from . import obligations as ob_mod
-from . import smt
 from . import spec as spec_mod
 from .arch import Abi, select_abi
 from .blob import Blob
@@ -44,6 +44,7 @@ class Options:
     refute_fast: bool = True                 # concrete testing of postconditions before SMT
     cache: str | None = None                 # directory of proven obligations (solve.Cache); None: off
     cosim: int | None = None                 # entry states co-simulated on the CPU per PROVEN (None: default)
+    max_paths: int | None = None             # None: symexec.MAX_PATHS (paths per exploration)
 
 
 Progress = Callable[[str, dict], None]
@@ -64,12 +65,25 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
             raise UsageError(f"--ref {options.ref} is {ref_blob.arch} but {blob_path} is {blob.arch}: "
                              "compare blobs of one ISA")
     abi = select_abi(blob.arch, blob.fmt, options.abi)
+    try:
+        result = _verify(blob, spec, abi, options, say, ref_blob)
+    except RecursionError:
+        result = _too_deep(blob, spec, abi, options, ref_blob)
+    result.seconds = time.monotonic() - t0
+    result.code, result.spec_text = blob.code, spec.text
+    return result
+
+
+def _verify(blob: Blob, spec: Spec, abi: Abi, options: Options, say: Progress,
+            ref_blob: Blob | None) -> Result:
     say("explore", {})
     from . import symexec  # angr is imported only when a proof is actually run
 
-    merge = {} if options.merge_threshold is None else {"merge_threshold": options.merge_threshold}
-    ex = symexec.explore(blob, spec, abi, progress=lambda n, w: say("paths", {"done": n, "queued": w}), **merge)
-    ref = symexec.explore(ref_blob, spec, abi) if ref_blob is not None else None
+    kw = {} if options.merge_threshold is None else {"merge_threshold": options.merge_threshold}
+    if options.max_paths is not None:
+        kw["max_paths"] = options.max_paths
+    ex = symexec.explore(blob, spec, abi, progress=lambda n, w: say("paths", {"done": n, "queued": w}), **kw)
+    ref = symexec.explore(ref_blob, spec, abi, **kw) if ref_blob is not None else None
     obs = ob_mod.build(spec, ex, ref)
     say("solve", {"total": len(obs)})
     # A concrete refutation settles every postcondition conjunct, so the rewrites are not tried then.
@@ -82,10 +96,17 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
                        cache=Cache(options.cache) if options.cache else None)
     by_name = {**done, **{o.name: o for o in solved}}
     outcomes = [by_name[ob.name] for ob in obs]
-    result = decide(blob, spec, abi, ex, obs, outcomes, options, ref_blob, ref)
-    result.seconds = time.monotonic() - t0
-    result.code, result.spec_text = blob.code, spec.text
-    return result
+    return decide(blob, spec, abi, ex, obs, outcomes, options, ref_blob, ref)
+
+
+def _too_deep(blob: Blob, spec: Spec, abi: Abi, options: Options, ref_blob: Blob | None) -> Result:
+    """UNKNOWN for formulas nested deeper than some step can take (Python's recursion limit). The
+    evaluators walk terms without recursion; this is the net under every other step."""
+    res = _result(blob, spec, abi, options, ref_blob, [], 0)
+    res.verdict, res.reason = Verdict.UNKNOWN, "solver-unknown"
+    res.message = ("the formulas of this blob are nested too deeply to process (a long loop builds "
+                   "terms thousands of operators deep); lower the loop bound or shorten the loop")
+    return res
 
 
 LEMMA_TIMEOUT = 10.0
@@ -144,15 +165,7 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
            ref: Exploration | None = None) -> Result:
     rows = [ObligationRow(o.name, o.kind, o.result if o.kind in REFUTING else _unknown_row(o),
                           o.solver, o.seconds, o.detail) for o in outcomes]
-    res = Result(verdict=Verdict.PROVEN, reason=None, message="", blob=_blob_info(blob),
-                 spec={"sha256": spec.sha256, "path": spec.path, "function": spec.signature.name,
-                       "text": spec.text},
-                 abi=abi.name, obligations=rows, seconds=0.0, paths=len(ex.paths),
-                 options={"timeout": options.timeout, "loop_bound": spec.loop_bound,
-                          "solvers": {b.name: b.version() for b in available(_solvers(options))}})
-    res.model = machine_model(spec, abi, blob.arch)
-    if ref_blob is not None:
-        res.options["ref"] = {"path": ref_blob.source, "sha256": ref_blob.sha256}
+    res = _result(blob, spec, abi, options, ref_blob, rows, len(ex.paths))
     by_name = {o.name: o for o in obs}
     refuted = sorted((o for o in outcomes if o.result == "refuted" and o.kind in REFUTING),
                      key=lambda o: REFUTING.index(o.kind))
@@ -184,10 +197,13 @@ def decide(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, obs: list[Obligati
             res.verdict, res.reason, res.message = Verdict.UNKNOWN, o.kind, ob.message
             res.counterexample = {"inputs": _inputs(spec, ex, o.model or {}), "note": "an input that reaches it"}
         return res
-    if ex.truncated:
-        res.verdict, res.reason = Verdict.UNKNOWN, "timeout"
-        res.message = f"more than {len(ex.paths)} paths: exploration stopped before covering them all"
-        return res
+    # Reference mode compares against the reference's paths: a reference explored only in part
+    # leaves entry states with nothing to compare to, so either exploration stopping early is UNKNOWN.
+    for which, e in (("", ex), ("the reference's ", ref)):
+        if e is not None and e.truncated:
+            res.verdict, res.reason = Verdict.UNKNOWN, "timeout"
+            res.message = f"more than {len(e.paths)} paths: {which}exploration stopped before covering them all"
+            return res
     if not any(p.status == "returned" for p in ex.paths):
         res.verdict, res.reason = Verdict.UNKNOWN, "loop-bound"
         res.message = "no path returns"
@@ -212,6 +228,21 @@ def _cosimulated(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, options: Opt
         res.message = "co-simulation on the CPU disagrees with the symbolic model: " + res.cosim["mismatch"]
         return False
     return True
+
+
+def _result(blob: Blob, spec: Spec, abi: Abi, options: Options, ref_blob: Blob | None,
+            rows: list[ObligationRow], paths: int) -> Result:
+    """The result with everything but its verdict, which is PROVEN until the caller finds otherwise."""
+    res = Result(verdict=Verdict.PROVEN, reason=None, message="", blob=_blob_info(blob),
+                 spec={"sha256": spec.sha256, "path": spec.path, "function": spec.signature.name,
+                       "text": spec.text},
+                 abi=abi.name, obligations=rows, seconds=0.0, paths=paths,
+                 options={"timeout": options.timeout, "loop_bound": spec.loop_bound,
+                          "solvers": {b.name: b.version() for b in available(_solvers(options))}})
+    res.model = machine_model(spec, abi, blob.arch)
+    if ref_blob is not None:
+        res.options["ref"] = {"path": ref_blob.source, "sha256": ref_blob.sha256}
+    return res
 
 
 def _unknown_row(o: Outcome) -> str:
@@ -239,10 +270,9 @@ def _replayable_model(ob: Obligation, out: Outcome, ex: Exploration, timeout: fl
     stack — does not land in another region by coincidence, which replay would rightly allow), and
     a return address in a low page that holds no code. Preferences are dropped one tier at a time
     when the failure needs other values (a pointer-keyed trigger)."""
-    sp = "rsp" if ex.arch == "x86_64" else "sp"
-    ra = "retaddr" if ex.arch == "x86_64" else "x30"
+    sp, ra = names.stack_pointer(ex.arch), names.return_address(ex.arch)
     band = 1 << 40
-    arrays = [(reg, USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32))
+    arrays = [(names.register(reg), USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32))
               for i, (_name, reg, *_) in enumerate(ex.arrays[:STACK_BAND // band - 1])]
     tiers = [arrays, [(sp, STACK_BAND + (1 << 32), STACK_TOP)], [(ra, *RET_BAND)]]
     for drop in range(len(tiers)):
@@ -277,17 +307,20 @@ def _inputs(spec: Spec, ex: Exploration, model: dict[str, int]) -> dict[str, str
             continue
         for n in p.entry_names():
             inputs[n] = hex(model.get(n, 0))
+    # Machine symbols ($…, verifier/names.py) are shown under the names users know: a register's
+    # entry value under the register's name, a stack byte as [rsp+8], the return address as [rsp].
     symbols = {**ex.symbols, **spec.names}
-    shown = set(model) - set(spec.names)
+    shown = {n for n in model if names.is_machine(n)}
     for reg, term in ex.entry_registers.items():
-        names = smt.free_names_text(term, symbols)
-        if names & shown or reg in {a[1] for a in ex.arrays} or reg in ("rsp", "sp"):
+        if smt.free_names_text(term, symbols) & shown or reg in {a[1] for a in ex.arrays} or reg in ("rsp", "sp"):
             inputs[reg] = hex(smt.evaluate(term, symbols, model))
-    for n in sorted(shown):
-        if n.startswith("stack"):
-            inputs[f"[{'rsp' if ex.arch == 'x86_64' else 'sp'}{n[5:]}]"] = hex(model[n])
-    if "retaddr" in model:
-        inputs["[rsp]"] = hex(model["retaddr"])
+    sp = "rsp" if ex.arch == "x86_64" else "sp"
+    for n in sorted(shown, key=lambda n: names.stack_offset(n) or 0):
+        off = names.stack_offset(n)
+        if off is not None:
+            inputs[f"[{sp}{off:+d}]"] = hex(model[n])
+    if names.RETADDR in model:
+        inputs["[rsp]"] = hex(model[names.RETADDR])
     return inputs
 
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import z3
 
-from . import smt
-from .evaluate import NotCompilable, compile_terms
+from . import names, smt
+from .evaluate import NotCompilable, compile_together
 from .exploration import Exploration
 from .obligations import Obligation
 
@@ -42,20 +42,20 @@ def counterexample(obs: list[Obligation], ex: Exploration, timeout: float,
     try:
         fs = smt.parse_asserts("".join(f"(assert {ob.formula})\n" for ob in obs), symbols)
         used: set[str] = set()
-        fns = compile_terms(fs, used)
+        prog = compile_together(fs, used)
     except (NotCompilable, smt.ParseError, z3.Z3Exception):
         return None
-    names = {n: w for n, w in symbols.items() if n in used and w > 0}
+    free = {n: w for n, w in symbols.items() if n in used and w > 0}
     fixed = _placement(ex)
     rng = random.Random(seed)
     for k in range(TRIES):
-        env = {n: fixed[n](rng) if n in fixed else _value(rng, w, edge=k % 3 == 1) for n, w in names.items()}
-        for ob, f, fn in zip(obs, fs, fns, strict=True):
-            try:
-                hit = fn(env) is True
-            except (ZeroDivisionError, ValueError, OverflowError):
-                continue
-            if hit:
+        env = {n: fixed[n](rng) if n in fixed else _value(rng, w, edge=k % 3 == 1) for n, w in free.items()}
+        try:
+            values = prog(env)
+        except (ZeroDivisionError, ValueError, OverflowError, MemoryError):
+            continue
+        for ob, f, value in zip(obs, fs, values, strict=True):
+            if value is True:
                 return (ob, env) if smt.satisfied_by(f, ob.symbols, env, timeout) else None
         if time.monotonic() - t0 > BUDGET:
             break
@@ -73,11 +73,11 @@ def _placement(ex: Exploration):
 
     band = 1 << 40
     align = 8 if ex.arch == "x86_64" else 0
-    out: dict[str, Callable[[random.Random], int]] = {"rsp" if ex.arch == "x86_64" else "sp":
-           lambda rng: STACK_BAND + (1 << 32) + (rng.randrange(1, 1 << 20) << 4) + align,
-           "retaddr" if ex.arch == "x86_64" else "x30": lambda rng: RET_BAND[0] + 4 * rng.randrange(0x3C00)}
+    out: dict[str, Callable[[random.Random], int]] = {
+        names.stack_pointer(ex.arch): lambda rng: STACK_BAND + (1 << 32) + (rng.randrange(1, 1 << 20) << 4) + align,
+        names.return_address(ex.arch): lambda rng: RET_BAND[0] + 4 * rng.randrange(0x3C00)}
     for i, (_name, reg, *_rest) in enumerate(ex.arrays):
-        out[reg] = _array_base(USER_LO + i * band)
+        out[names.register(reg)] = _array_base(USER_LO + i * band)
     return out
 
 

@@ -18,6 +18,7 @@ from .arch import Abi
 from .blob import Blob
 from .entry import STACK_MAX
 from .exploration import Exploration
+from .names import stack_offset
 
 PAGE = 0x1000
 CANONICAL = 1 << 47
@@ -81,9 +82,10 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
         w = bits // 8
         data = b"".join(model.get(f"{name}.{i}", 0).to_bytes(w, "little") for i in range(n))
         mu.mem_write(base, data)
-    for sym, width in ex.symbols.items():
-        if sym.startswith("stack") and width == 8 and sym[5:].lstrip("+-").isdigit():
-            mu.mem_write(sp0 + int(sym[5:]), bytes([model.get(sym, 0)]))
+    for sym in ex.symbols:
+        off = stack_offset(sym)
+        if off is not None:
+            mu.mem_write(sp0 + off, bytes([model.get(sym, 0)]))
     if is_x86:
         mu.mem_write(sp0, ret_addr.to_bytes(8, "little"))
     for name, val in regs.items():

@@ -1,4 +1,8 @@
-"""Moves formulas between claripy (the symbolic executor's language) and SMT-LIB text / z3."""
+"""Moves formulas between claripy (the symbolic executor's language) and SMT-LIB text / z3.
+
+Only the machine's terms go through claripy. The spec is never translated into claripy (claripy
+reads `bvsmod` as a remainder): its one meaning is the Z3 terms `smt` parses (symexec._path_pre).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ from typing import cast
 
 import claripy
 import z3
-
-from . import smt
 
 _Z3 = claripy.backends.z3
 
@@ -23,10 +25,6 @@ def to_text(ast: claripy.ast.Base) -> str:
 
 def from_z3(expr: z3.ExprRef) -> claripy.ast.Base:
     return _Z3._abstract(expr)
-
-
-def from_text(text: str, names: dict[str, int]) -> claripy.ast.Base:
-    return from_z3(smt.parse_asserts(f"(assert {text})", names)[0])
 
 
 def z3_simplify(ast: claripy.ast.BV) -> claripy.ast.BV | None:

@@ -17,7 +17,7 @@ import claripy
 import pyvex
 
 from . import entry as entry_mod
-from . import isa, smt_bridge, vexops
+from . import isa, names, smt_bridge, vexops
 from .arch import Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
@@ -99,7 +99,9 @@ class _Feasibility:
     solver per fork (claripy's `branch`) cost more than all the checks together.
     """
 
-    def __init__(self, root: list):
+    def __init__(self, root: list, pre: list | None = None):
+        """`root`: the machine model's assumptions (claripy); `pre`: the spec's precondition as
+        the Z3 terms the obligations are built from (`_path_pre`), never re-translated."""
         import z3
 
         self._z3 = z3
@@ -107,6 +109,7 @@ class _Feasibility:
         self.solver.set("timeout", SOLVER_TIMEOUT_MS)
         for c in root:
             self.solver.add(self._convert(c))
+        self.solver.add(*(pre or []))
         self.stack: list = []
 
     def _convert(self, c):
@@ -289,7 +292,7 @@ class _Ctx:
 
     def fresh(self, bits: int, what: str) -> BV:
         self.ex._fresh += 1
-        return bv(f"$undef{self.ex._fresh}", bits)
+        return bv(names.machine(f"undef{self.ex._fresh}"), bits)
 
     def sp_offset(self) -> int:
         return self.ex._stack_pointer_offset(self.path)
@@ -334,8 +337,8 @@ class Explorer:
 
     def explore(self) -> Exploration:
         t0 = time.monotonic()
-        root = list(self.state.assumptions) + ([self.pre] if self.pre is not None else [])
-        self._sat = _Feasibility(root)
+        root = list(self.state.assumptions)
+        self._sat = _Feasibility(root, self.pre)
         mem = Memory(self.state.regions, self._initial_bytes())
         self._queue = [_Path(self.blob.entry, self.state.regs.copy(), mem, [])]
         truncated = False
@@ -424,7 +427,7 @@ class Explorer:
         def stack_byte(off: int) -> BV:
             if on_stack and 0 <= off < 8:
                 return claripy.Extract(off * 8 + 7, off * 8, ra)
-            return bv(f"stack{off:+d}", 8)
+            return bv(names.stack_byte(off), 8)
         init[STACK] = stack_byte
         return init
 
@@ -798,31 +801,42 @@ class Explorer:
         self._symbols.update(smt_bridge.widths(asts))
 
 
-def _path_pre(spec: Spec) -> claripy.ast.Bool | None:
-    """`pre` as a claripy constraint for pruning infeasible paths. Conjuncts claripy cannot hold
-    (over the spec's arrays, quantified) are left out: pruning less only explores more, which is
-    sound. The bounds of every length n are added back: they follow from pre (spec.lengths)."""
-    parts = []
-    for conj in _conjunct_texts(spec):
-        try:
-            parts.append(smt_bridge.from_text(conj, spec.names))
-        except Exception:  # noqa: BLE001 - not expressible in claripy: omitted (see above)
-            continue
+def _path_pre(spec: Spec) -> list:
+    """`pre` as Z3 terms for pruning infeasible paths: the very terms `smt` parses from the spec's
+    text for the obligations and the evaluators (one meaning of the spec; a second translation,
+    through claripy, once read `bvsmod` as a remainder and pruned a feasible branch). Conjuncts
+    over the spec's arrays or with quantifiers are left out, which keeps the solver fast: pruning
+    less only explores more, which is sound. The bounds of every length n are added back: they
+    follow from pre (spec.lengths)."""
+    import z3
+
+    from . import smt
+
+    parts = [c for c in _pre_conjuncts(spec) if _scalar(c, spec.names)]
     for arr, largest in spec.lengths.items():
         p = spec.signature.param(arr)
         n = spec.signature.param(str(p.length)) if p else None
         if n is not None:
-            v = bv(n.name, n.bits)
-            parts.append(claripy.ULE(v, largest))
-    return claripy.And(*parts) if parts else None
+            parts.append(z3.ULE(smt.declarations({n.name: n.bits})[n.name], largest))
+    return parts
 
 
-def _conjunct_texts(spec: Spec) -> list[str]:
+def _pre_conjuncts(spec: Spec) -> list:
     if spec.pre == "true":
         return []
     from . import smt
-    f = smt.parse_asserts(f"(assert {spec.pre})", spec.names)[0]
-    return [smt.to_text(c) for c in smt.conjuncts(f)]
+    return smt.conjuncts(smt.parse_asserts(f"(assert {spec.pre})", spec.names)[0])
+
+
+def _scalar(f, sorts: dict[str, int]) -> bool:
+    """No quantifier and no array name in `f` (`sorts`: the spec's names and their smt.Sort)."""
+    import z3
+
+    from . import smt
+
+    if any(z3.is_quantifier(t) for t in smt.subterms(f)):
+        return False
+    return not any(smt.is_array(sorts.get(n, 0)) for n in smt.free_names(f))
 
 
 def _witness(model):

@@ -10,7 +10,8 @@ from . import aarch64, x86_64
 from .table import Form
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "machine-model.md"
-BEGIN, END = "<!-- BEGIN verified-instruction-set (python3 -m verifier.isa) -->", "<!-- END verified-instruction-set -->"
+BEGIN = "<!-- BEGIN verified-instruction-set (python3 -m verifier.isa) -->"
+END = "<!-- END verified-instruction-set -->"
 
 
 def _row(forms: list[Form]) -> str:

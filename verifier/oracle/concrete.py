@@ -60,8 +60,9 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
     lo, hi = sp0 - STACK_MAX - abi.red_zone, sp0 + abi.stack_hi + 8
     stack = bytearray(hi - lo)
     for sym, width in ex.symbols.items():
-        if sym.startswith("stack") and width == 8 and sym[5:].lstrip("+-").isdigit():
-            off = sp0 + int(sym[5:]) - lo
+        so = names.stack_offset(sym)
+        if so is not None and width == 8:
+            off = sp0 + so - lo
             if 0 <= off < len(stack):
                 stack[off] = model.get(sym, 0) & 0xFF
     regions = [Region(lo, bytes(stack))]

@@ -14,7 +14,7 @@ import re
 
 import z3
 
-from .. import smt
+from .. import names, smt
 from ..exploration import Exploration, PathResult
 from ..obligations import _array_links
 from ..spec import Spec
@@ -61,7 +61,9 @@ def states(spec: Spec, ex: Exploration, path: PathResult, count: int, seed: int,
 
 
 def _fixed(ex: Exploration) -> set[str]:
-    return {"rsp", "sp", "retaddr", "x30", *(a[1] for a in ex.arrays), *UNLOADABLE[ex.arch], "cpu.daz", "cpu.fpcr"}
+    m = names.machine
+    return {m("rsp"), m("sp"), names.RETADDR, m("x30"), *(m(a[1]) for a in ex.arrays),
+            *(m(u) for u in UNLOADABLE[ex.arch]), m("cpu.daz"), m("cpu.fpcr")}
 
 
 def _placement(ex: Exploration) -> list[str]:
@@ -70,20 +72,21 @@ def _placement(ex: Exploration) -> list[str]:
 
     def within(n: str, lo: int, hi: int) -> str:
         return f"(and (bvuge {n} #x{lo:016x}) (bvule {n} #x{hi:016x}))"
-    sp, ra = ("rsp", "retaddr") if ex.arch == "x86_64" else ("sp", "x30")
+    m = names.machine
+    sp, ra = names.stack_pointer(ex.arch), names.return_address(ex.arch)
     out = [within(sp, STACK_BAND + (1 << 32), STACK_TOP)]
     out += [within(ra, *RET_BAND)] if ra in ex.symbols else []
     band = 1 << 40
-    out += [within(a[1], USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32)) for i, a in enumerate(ex.arrays)]
-    out += [f"(= {n} (_ bv0 {ex.symbols[n]}))" for n in UNLOADABLE[ex.arch] if n in ex.symbols]
+    out += [within(m(a[1]), USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32)) for i, a in enumerate(ex.arrays)]
+    out += [f"(= {m(n)} (_ bv0 {ex.symbols[m(n)]}))" for n in UNLOADABLE[ex.arch] if m(n) in ex.symbols]
     if ex.arch == "x86_64":
         # this CPU has DAZ (every SSE2 CPU since the Pentium 4)
-        out += ["(= cpu.daz #b1)"] if "cpu.daz" in ex.symbols else []
-        if "fpcw" in ex.symbols:        # bits 7 and 13-15 read 0, bit 6 reads 1 on the CPU
-            out.append("(= (bvand fpcw #xe0c0) #x0040)")
-    elif "fpcr" in ex.symbols:
+        out += [f"(= {m('cpu.daz')} #b1)"] if m("cpu.daz") in ex.symbols else []
+        if m("fpcw") in ex.symbols:        # bits 7 and 13-15 read 0, bit 6 reads 1 on the CPU
+            out.append(f"(= (bvand {m('fpcw')} #xe0c0) #x0040)")
+    elif m("fpcr") in ex.symbols:
         from ..isa.corrections import FPCR_CORE
-        out.append(f"(= (bvand fpcr #x{0xFFFFFFFF ^ FPCR_CORE:08x}) #x00000000)")
+        out.append(f"(= (bvand {m('fpcr')} #x{0xFFFFFFFF ^ FPCR_CORE:08x}) #x00000000)")
     return out
 
 
