@@ -15,6 +15,7 @@ from ..arch import Abi
 from ..blob import Blob
 from ..entry import STACK_MAX
 from ..exploration import Exploration
+from ..names import stack_offset
 from .state import A64_NAMES, X86_NAMES, EntryState, Region
 
 X86_FLAGS = 0x8D5            # CF PF AF ZF SF OF: what the symbolic entry state leaves arbitrary (DF is clear)
@@ -60,7 +61,7 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
     lo, hi = sp0 - STACK_MAX - abi.red_zone, sp0 + abi.stack_hi + 8
     stack = bytearray(hi - lo)
     for sym, width in ex.symbols.items():
-        so = names.stack_offset(sym)
+        so = stack_offset(sym)
         if so is not None and width == 8:
             off = sp0 + so - lo
             if 0 <= off < len(stack):

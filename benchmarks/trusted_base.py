@@ -1,0 +1,114 @@
+"""What rebuilding the trusted base costs (issues 16 and 17), side by side in one run:
+
+    python3 benchmarks/trusted_base.py --baseline DIR [--reps N]
+
+DIR is a checkout of nverify before the verified instruction set (e.g. `git worktree add DIR
+32ffe0e`). Each kernel is proved end to end in a fresh process by:
+  before       the baseline checkout;
+  vex-opt      this checkout with VEX's optimiser back on and iced-x86 agreement off (a
+               benchmark-only patch, to split the cost), no co-simulation;
+  no-cosim     this checkout, --cosim 0;
+  now          this checkout as users run it (co-simulation on the CPU included).
+Prints a table of medians and appends it to docs/benchmarks.md's "Trusted base" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.asm_library import ASM  # noqa: E402
+from tests.build import assemble, compile_c  # noqa: E402
+
+PATCH = """
+import sys, pyvex
+import verifier.symexec as s
+import verifier.isa.decode as d
+class _P:
+    def __getattr__(self, a): return getattr(pyvex, a)
+    @staticmethod
+    def lift(*a, **k):
+        k["opt_level"] = 1
+        return pyvex.lift(*a, **k)
+s.pyvex = _P()
+d.x86_disagreement = lambda *a, **k: None
+from verifier.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run(cmd: list[str], env: dict, reps: int) -> float:
+    """Median seconds of `reps` runs, in the checkout on env's PYTHONPATH (also the working
+    directory, which `python3 -m` puts first on sys.path)."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, env=env, cwd=env["PYTHONPATH"])
+        times.append(time.perf_counter() - t0)
+        if r.returncode not in (0,):
+            return float("nan")
+    return statistics.median(times)
+
+
+def kernels(tmp: Path) -> list[tuple[str, str, str, list[str]]]:
+    out = []
+    for arch in ("x86_64", "aarch64"):
+        for name in ("p01", "p10", "p20", "sort3"):
+            blob = tmp / f"{name}_{arch}.bin"
+            blob.write_bytes(assemble(arch, ASM[arch][name]))
+            out.append((f"{name} asm", arch, name, [str(blob), "--arch", arch]))
+        obj = compile_c(tmp, arch, (ROOT / "tests" / "c" / "library.c").read_text(), "O2", "library")
+        for name in ("sort5", "p22"):
+            out.append((f"{name} gcc -O2", arch, name, [str(obj), "--symbol", name]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--baseline", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    py = sys.executable
+    here = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base = {**os.environ, "PYTHONPATH": str(Path(args.baseline).resolve())}
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for label, arch, spec, blob in kernels(Path(d)):
+            prove = ["prove", *blob, "--spec", spec, "-q"]
+            t = [run([py, "-m", "verifier.cli", *prove], base, args.reps),
+                 run([py, "-c", PATCH, *prove, "--cosim", "0"], here, args.reps),
+                 run([py, "-m", "verifier.cli", *prove, "--cosim", "0"], here, args.reps),
+                 run([py, "-m", "verifier.cli", *prove], here, args.reps)]
+            rows.append((label, arch, *t))
+            print(f"{label:16} {arch:8} " + " ".join(f"{x:6.2f}" for x in t), flush=True)
+    lines = ["| kernel | arch | before (s) | vex-opt (s) | no-cosim (s) | now (s) | now / before |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {k} | {a} | {b:.2f} | {o:.2f} | {n:.2f} | {w:.2f} | {w / b:.2f}x |" for k, a, b, o, n, w in rows]
+    table = "\n".join(lines)
+    print(table)
+    doc = ROOT / "docs" / "benchmarks.md"
+    head = "## Trusted base: what the soundness work costs"
+    text = doc.read_text().split(head)[0].rstrip() + "\n\n" + head + "\n\n" + NOTES + "\n" + table + "\n"
+    doc.write_text(text)
+
+
+NOTES = """Medians of end-to-end runs (a fresh process each, start-up included), measured side by side
+in one run by `python3 benchmarks/trusted_base.py --baseline DIR` on a shared 2-core machine:
+*before* is the release before issues 16-17 (32ffe0e); *vex-opt* is this checkout with VEX's
+optimiser back on and the iced-x86 decoding check off (a benchmark-only patch that splits the
+cost of the unoptimised IR and the decoding agreement); *no-cosim* is `--cosim 0`; *now* is the
+default, with every PROVEN co-simulated on the CPU (natively, or under qemu-aarch64).
+"""
+
+
+if __name__ == "__main__":
+    main()
