@@ -252,3 +252,41 @@ def _entry(h: Harness, ex: Exploration, model: dict) -> dict[str, int]:
     out["m"] = model.get(ex.entry_registers.get("rsi" if h.arch == "x86_64" else "x1", ""), 0)
     out |= {f"m.{i}": model.get(f"m.{i}", 0) for i in range(MEM_WORDS)}
     return out
+
+
+# --- instances of the tables -----------------------------------------------------------------------
+
+SKIP = {"leave": "sets rsp from rbp, which the harness loads at random",
+        "movabs": "an absolute address", "cld": "", "endbr64": ""}
+
+
+def instances(arch: str) -> list[tuple[Form, str]]:
+    """(form, assembly line) for every instance of `arch`'s table the verified instruction set
+    admits as that form (keystone may choose another encoding; those are left out)."""
+    from .. import isa
+    from ..isa import samples
+
+    out: list[tuple[Form, str]] = []
+    for forms in isa.TABLES[arch].values():
+        for form in forms:
+            if form.group in ("control flow", "hints") or form.mnemonic in SKIP:
+                continue
+            for line in (samples.x86(form) if arch == "x86_64" else samples.a64(form)):
+                code = _try_assemble(arch, line)
+                if not code:
+                    continue
+                blob = Blob(code + (b"\xc3" if arch == "x86_64" else bytes.fromhex("c0035fd6")), arch, BASE,
+                            BASE, None, line, "raw")
+                d = isa.check(blob, BASE)
+                if d.kind == "ok" and d.form == form:
+                    out.append((form, line))
+    return list(dict.fromkeys(out))
+
+
+def _try_assemble(arch: str, line: str) -> bytes:
+    import keystone
+
+    try:
+        return assemble(arch, line, BASE)
+    except keystone.KsError:
+        return b""
