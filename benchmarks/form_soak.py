@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             r = forms.check(forms.harness(arch, line, form, avx), form, a.states, a.seed)
             total += r.states
             rate = r.states / r.seconds if r.seconds else 0.0
-            note = f"  ({r.error})" if r.error else ""
+            note = f"  (error: {r.error})" if r.error else f"  (unsupported: {r.unsupported})" if r.unsupported else ""
             print(f"{arch[:3]} {line:48} {r.states:7} {rate:9.1f} {len(r.mismatches):10}{note}", flush=True)
             bad += r.mismatches
             if r.error:

@@ -21,6 +21,8 @@ from ..spec import Spec, parse
 from . import concrete, cosim, host, sample
 from .image import assemble
 
+__all__ = ["Form", "FormRun", "Harness", "Mismatch", "check", "harness", "instances"]
+
 BASE = 0x400000
 X86_GPRS = ("rax", "rbx", "rcx", "rdx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 X86_FLAGS = (("setb", "C"), ("setp", "P"), ("sete", "Z"), ("sets", "S"), ("seto", "O"))
@@ -55,6 +57,7 @@ class FormRun:
     seconds: float = 0.0
     mismatches: list[Mismatch] = field(default_factory=list)
     error: str = ""
+    unsupported: str = ""      # the engine refuses the instance (a proof using it is UNKNOWN)
 
 
 def harness(arch: str, line: str, form: Form | None = None, avx: bool = True) -> Harness:
@@ -147,6 +150,9 @@ def check(h: Harness, form: Form | None, states: int, seed: int = 0) -> FormRun:
         return out
     abi = DEFAULT_ABI[h.arch]
     bad = [p for p in ex.paths if p.status not in ("returned", "violation")]
+    if bad and all(p.status == "unsupported-instruction" for p in bad):
+        out.unsupported = bad[0].message
+        return out
     if bad or ex.truncated:
         out.error = "; ".join(f"{p.status}: {p.message}" for p in bad) or "exploration truncated"
         return out
