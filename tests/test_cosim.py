@@ -104,3 +104,45 @@ def test_a_proof_that_rests_on_a_wrong_semantics_is_unknown(tmp_path, monkeypatc
     r = _prove(tmp_path, asm_file(tmp_path, "x86_64", "mov eax, edi\nadd eax, 1\nret"), str(spec))
     assert r["verdict"] == "unknown" and r["reason"] == "lifter-mismatch", r["message"]
     assert r["cosim"]["mismatches"] > 0 and "path 0" in r["message"]
+
+
+@NATIVE
+def test_a_proof_no_state_of_which_runs_on_the_oracle_is_unknown(tmp_path, monkeypatch):
+    """The oracle is there but refuses every state (here: every layout is rejected): the PROVEN is not
+    confirmed, so it is UNKNOWN with the reason, never a silent PROVEN with 0 states."""
+    from verifier.oracle import layout
+
+    def refuse(*a, **k):
+        raise oracle.StateError("the address is taken")
+    monkeypatch.setattr(layout, "request", refuse)
+    spec = tmp_path / "inc.smt"
+    spec.write_text(INCREMENT)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", "mov eax, edi\nadd eax, 1\nret"), str(spec))
+    assert r["verdict"] == "unknown" and r["reason"] == "lifter-mismatch", r["message"]
+    assert "ran no entry state" in r["message"] and "address is taken" in r["message"]
+    assert r["cosim"]["states"] == 0 and r["cosim"]["available"] is True
+
+
+def test_without_an_oracle_the_cosim_block_says_so(tmp_path, monkeypatch):
+    from verifier.oracle import cosim
+
+    monkeypatch.setattr(cosim, "oracle_for", lambda arch: None)
+    spec = tmp_path / "inc.smt"
+    spec.write_text(INCREMENT)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", "mov eax, edi\nadd eax, 1\nret"), str(spec))
+    assert r["verdict"] == "proven", r["message"]
+    assert r["cosim"]["available"] is False and "unicorn only" in r["cosim"]["note"]
+
+
+@pytest.mark.skipif(oracle.available("aarch64") is None, reason="no qemu-aarch64")
+def test_an_aarch64_proof_is_cosimulated_under_qemu(tmp_path):
+    """States keep x30 4-aligned (the oracle maps its landing stub there): before, every AArch64 state
+    was refused and the proof carried 0 co-simulated states."""
+    spec = tmp_path / "inc.smt"
+    spec.write_text(INCREMENT)
+    out = tmp_path / "r.json"
+    main(["prove", str(asm_file(tmp_path, "aarch64", "add w0, w0, #1\nret")), "--spec", str(spec),
+          "--arch", "aarch64", "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert r["verdict"] == "proven", r["message"]
+    assert r["cosim"]["oracle"] == "qemu" and r["cosim"]["states"] > 0 and r["cosim"]["mismatches"] == 0

@@ -227,6 +227,12 @@ def _cosimulated(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, options: Opt
         res.verdict, res.reason = Verdict.UNKNOWN, "lifter-mismatch"
         res.message = "co-simulation on the CPU disagrees with the symbolic model: " + res.cosim["mismatch"]
         return False
+    if total > 0 and res.cosim.get("available") and not res.cosim.get("states"):
+        # The oracle is here but confirmed nothing: a PROVEN must not pass as co-simulated.
+        res.verdict, res.reason = Verdict.UNKNOWN, "lifter-mismatch"
+        res.message = ("co-simulation ran no entry state on the CPU oracle, so the symbolic model is "
+                       f"unconfirmed: {res.cosim.get('setup_failed', 'no state could be set up')}")
+        return False
     return True
 
 

@@ -212,8 +212,8 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
 
     how = oracle_for(blob.arch)
     if how is None:
-        return {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0,
-                "note": f"no CPU oracle for {blob.arch} on this machine: not co-simulated"}
+        return {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0, "available": False,
+                "note": f"no CPU oracle for {blob.arch} on this machine (unicorn only): not co-simulated"}
     paths = [p for p in ex.paths if p.status == "returned"]
     per = max(1, -(-total // max(1, len(paths))))
     avx = host.has_avx()
@@ -225,9 +225,13 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
             todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
     runs = run_many([c.state for _, _, c in todo])
     info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0}
+    info["available"] = True
+    if not todo:
+        info["setup_failed"] = "the solver found no entry state of any returned path in time"
     for (p, model, c), r in zip(todo, runs, strict=True):
-        if r.error:
-            continue           # a state the oracle cannot lay out is not counted
+        if r.error:            # a state the oracle cannot lay out is not counted
+            info.setdefault("setup_failed", f"path {p.index}: {r.error}")
+            continue
         info["states"] += 1
         why = _compare(blob, abi, spec, ex, p, model, c, r)
         if why:

@@ -76,6 +76,8 @@ def _placement(ex: Exploration) -> list[str]:
     sp, ra = names.stack_pointer(ex.arch), names.return_address(ex.arch)
     out = [within(sp, STACK_BAND + (1 << 32), STACK_TOP)]
     out += [within(ra, *RET_BAND)] if ra in ex.symbols else []
+    if ex.arch == "aarch64" and ra in ex.symbols:    # the oracle maps its landing stub at an instruction
+        out.append(f"(= ((_ extract 1 0) {ra}) #b00)")
     band = 1 << 40
     out += [within(m(a[1]), USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32)) for i, a in enumerate(ex.arrays)]
     out += [f"(= {m(n)} (_ bv0 {ex.symbols[m(n)]}))" for n in UNLOADABLE[ex.arch] if m(n) in ex.symbols]
