@@ -236,8 +236,7 @@ FAULTS = [
          f" add eax, {MAGIC:#x}\n ret\n ok: mov eax, edi\n ret", ID32, _crash_on_magic("SIGFPE")),
     Case("div16_overflow_x86_64", X, "6 missing fault",
          f"cmp edi, {MAGIC:#x}\n jne ok\n mov dx, 2\n xor eax, eax\n mov cx, 1\n div cx\n movzx eax, ax\n"
-         f" add eax, {MAGIC:#x}\n ret\n ok: mov eax, edi\n ret", ID32, _crash_on_magic("SIGFPE"),
-         xfail="issue 16: missing fault (16-bit div overflow)"),
+         f" add eax, {MAGIC:#x}\n ret\n ok: mov eax, edi\n ret", ID32, _crash_on_magic("SIGFPE")),
     Case("ldmxcsr_reserved_x86_64", X, "6 missing fault",
          _magic_tail("mov dword ptr [rsp - 4], 0x11f80\n ldmxcsr dword ptr [rsp - 4]\n mov eax, edi"), ID32,
          _crash_on_magic("SIGSEGV")),
