@@ -73,7 +73,6 @@ def test_instance_is_admitted_and_ir_keeps_its_memory_accesses(form, line, code)
     ("3e7400", "segment prefix"),                    # branch hint
     ("6666 01c0".replace(" ", ""), "more than one prefix"),
     ("6748 8b00".replace(" ", ""), "address-size"),
-    ("f00100", "LOCK"),
     ("64 8b0425 28000000".replace(" ", ""), "fs/gs"),
     ("66 48 01c0".replace(" ", ""), "operand-size prefix"),
 ])
@@ -109,6 +108,11 @@ def test_forbidden_x86_instructions_are_policy(hexbytes, what):
 def test_forbidden_aarch64_instructions_are_policy(word, what):
     d = isa.check(_blob(word.to_bytes(4, "little") + bytes.fromhex("c0035fd6"), "aarch64"), BASE)
     assert d.kind == "policy" and what in d.message, d
+
+
+def test_a_lock_prefix_is_unknown_not_refuted():
+    d = isa.check(_blob(bytes.fromhex("f00100c3")), BASE)
+    assert d.kind == "unsupported" and "LOCK" in d.message, d
 
 
 def test_decoders_agree_on_what_compilers_emit():

@@ -233,6 +233,9 @@ def classify(insn: Insn) -> Decision:
     bad = _encoding_problem(insn, pfx, rex, op)
     if bad:
         return Decision("policy", f"{insn.text()} ({insn.raw.hex()}) at {insn.addr:#x}: {bad}", insn)
+    if "lock" in pfx:   # the same on every CPU, just not verified: unknown, not refuted
+        return Decision("unsupported", f"{insn.text()} ({insn.raw.hex()}) at {insn.addr:#x} has a LOCK prefix: "
+                        "atomics are outside the verified x86-64 instruction set", insn)
     if "?" in insn.shape or "m" in insn.shape and any(mm[5] for mm in insn.mem):
         what = "a segment-relative access" if any(mm[5] for mm in insn.mem) else "an operand outside the model"
         return Decision("unsupported", f"{insn.text()} ({insn.raw.hex()}) at {insn.addr:#x} has {what}", insn)
@@ -257,8 +260,6 @@ def _encoding_problem(insn: Insn, pfx: list[str], rex: int | None, op: int) -> s
         return "more than one prefix of one group (the CPU's behaviour is undefined)"
     if "67" in pfx:
         return "an address-size prefix (decoders and CPUs disagree on its lengths and wrap-around)"
-    if "lock" in pfx:
-        return "a LOCK prefix (atomics are outside the verified set)"
     for seg in ("cs", "ss", "ds", "es"):
         if seg in pfx:
             return f"a {seg} segment prefix, ignored in 64-bit mode (a branch hint, or a decoding trick)"
