@@ -238,7 +238,7 @@ class _Engine(ClaripyDataMixin):
     def _handle_vex_stmt_CAS(self, stmt):
         # Only xchg with memory (implicitly locked): other locked forms stay unsupported.
         insn = policy.decode(self.ex.blob, self.ex._current)
-        if stmt.dataHi is not None or insn is None or insn.mnemonic != "xchg":
+        if stmt.dataHi is not None or insn is None or insn.mnemonic not in ("xchg", "lock xchg"):
             self._unsupported("CAS (a locked read-modify-write other than xchg)")
         addr = self._handle_vex_expr(stmt.addr)
         self.tmps[stmt.oldLo] = vexops.compare_and_swap(
