@@ -199,7 +199,9 @@ class _Engine(ClaripyDataMixin):
         if op.startswith("Iop_Reinterp"):   # same bits, another type: exact on raw bits
             return args[0]
         if op in _X86_DIVMOD:
-            self.ex.divide_overflow(self.path, op, args)
+            narrow = self.ex.divide_overflow(self.path, op, args)
+            if narrow is not None:
+                return narrow
         extra = vexops.lookup(op)
         if extra is not None:
             return self._vexops(op, extra, args)
@@ -409,13 +411,16 @@ class Explorer:
                        f"ran more than {self.spec.loop_bound} times on one path (the loop bound); if "
                        "the loop does end, raise it with (set-info :nverify-loop-bound N)")
 
-    def divide_overflow(self, path: _Path, op: str, args) -> None:
+    def divide_overflow(self, path: _Path, op: str, args):
         """x86 div/idiv fault (#DE) when the quotient does not fit the operand size; VEX only checks
-        for zero (and lifts 8- and 16-bit division to the 32-bit operation: vexops.divide_fits)."""
+        for zero (and lifts 8- and 16-bit division to the 32-bit operation: vexops.divide_fits).
+        Returns the 8/16-bit division computed at its own width (vexops.narrow_divmod), or None."""
         insn = policy.decode(self.blob, self._current)
         bits = vexops.x86_operand_bits(insn.raw) if insn is not None else args[1].size()
-        ok = vexops.divide_fits(_X86_DIVMOD[op], args[0], args[1], bits)
+        signed = _X86_DIVMOD[op]
+        ok = vexops.divide_fits(signed, args[0], args[1], bits)
         self._assume(path, ok, "policy", self.insn_text(path, "faults (#DE): the quotient does not fit its register"))
+        return vexops.narrow_divmod(signed, args[0], args[1], bits)
 
     def on_exit(self, path: _Path, cond, target: int, jumpkind: str) -> None:
         if jumpkind == "Ijk_SigFPE_IntDiv" and self.blob.arch == "aarch64":

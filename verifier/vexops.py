@@ -282,6 +282,10 @@ def divide_fits(signed: bool, num: BV, den: BV, bits: int) -> claripy.ast.Bool:
     fits the instruction's operand size `bits`. VEX computes 8- and 16-bit division with
     DivMod[US]64to32 on operands widened to 64/32 bits (ax, or dx:ax, over the divisor), so the
     quotient always fits the operation's 32 bits even where it overflows al or ax."""
+    if bits <= 16 and _extension_of(num, 2 * bits, signed) and _extension_of(den, bits, signed):
+        # The division at the instruction's own width (see narrow_divmod): a wrapped quotient
+        # (-2^(2*bits-1) / -1) does not fit either.
+        num, den = claripy.Extract(2 * bits - 1, 0, num), claripy.Extract(bits - 1, 0, den)
     wide = num.size()
     d = (claripy.SignExt if signed else claripy.ZeroExt)(wide - den.size(), den)
     q = num.SDiv(d) if signed else num // d
@@ -303,3 +307,30 @@ def x86_operand_bits(raw: bytes) -> int:
     if insn is None or not insn.operands:
         raise Unmodelled("an instruction capstone does not decode")
     return int(insn.operands[0].size) * 8
+
+
+def _extension_of(v: BV, bits: int, signed: bool) -> bool:
+    """v is, by construction, a sign (zero) extension of a value of at most `bits` bits."""
+    kind = "SignExt" if signed else "ZeroExt"
+    while v.op == kind:
+        v = v.args[1]
+    return v.size() <= bits
+
+
+def narrow_divmod(signed: bool, num: BV, den: BV, bits: int) -> BV | None:
+    """DivMod[US]64to32 of an 8- or 16-bit x86 division, computed at the instruction's width:
+    the numerator (ax, or dx:ax) over the divisor, in 2*bits bits. Where the instruction does not
+    fault (den != 0, quotient fits in `bits`: divide_fits), the quotient and the remainder fit in
+    `bits`, and extended back they are exactly VEX's 32-bit results (rem in the high half). The
+    same division at one width in the spec and the model is what solvers decide quickly; a 64-bit
+    division against a 32-bit one times out. None where the operands are not the extensions VEX
+    builds (then VEX's own operation stands)."""
+    wide = 2 * bits
+    if bits > 16 or not (_extension_of(num, wide, signed) and _extension_of(den, bits, signed)):
+        return None
+    n, d = claripy.Extract(wide - 1, 0, num), claripy.Extract(bits - 1, 0, den)
+    ext = claripy.SignExt if signed else claripy.ZeroExt
+    dw = ext(bits, d)
+    q, r = (n.SDiv(dw), n.SMod(dw)) if signed else (n // dw, n % dw)
+    pad = den.size() - bits
+    return claripy.Concat(ext(pad, claripy.Extract(bits - 1, 0, r)), ext(pad, claripy.Extract(bits - 1, 0, q)))
