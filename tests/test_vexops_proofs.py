@@ -225,7 +225,8 @@ IQUOT16 = ('(set-info :nverify-signature "int16_t quot(int16_t hi, uint16_t lo, 
            "(define-fun pre () Bool (and (distinct d #x0000) (= q ((_ sign_extend 16) ((_ extract 15 0) q)))))\n"
            "(define-fun post () Bool (= ret ((_ extract 15 0) q)))\n")
 # The same kernels under a pre that allows any nonzero divisor: a quotient that does not fit faults.
-QUOT8_ANY = QUOT8.replace("(and (distinct d #x00) (bvult (bvudiv n ((_ zero_extend 8) d)) #x0100))", "(distinct d #x00)")
+QUOT8_ANY = QUOT8.replace("(and (distinct d #x00) (bvult (bvudiv n ((_ zero_extend 8) d)) #x0100))",
+                          "(distinct d #x00)")
 IQUOT16_ANY = IQUOT16.replace("(and (distinct d #x0000) (= q ((_ sign_extend 16) ((_ extract 15 0) q))))",
                               "(distinct d #x0000)")
 DIV = {"div8": (QUOT8, QUOT8_ANY, "mov eax, edi\n div sil\n ret"),
