@@ -312,9 +312,10 @@ def x86_operand_bits(raw: bytes) -> int:
 def _extension_of(v: BV, bits: int, signed: bool) -> bool:
     """v is, by construction, a sign (zero) extension of a value of at most `bits` bits."""
     kind = "SignExt" if signed else "ZeroExt"
-    while v.op == kind:
-        v = v.args[1]
-    return v.size() <= bits
+    inner = v
+    while inner.op == kind and isinstance(inner.args[1], BV):
+        inner = inner.args[1]
+    return inner.size() <= bits
 
 
 def narrow_divmod(signed: bool, num: BV, den: BV, bits: int) -> BV | None:
