@@ -149,6 +149,13 @@ def test_xchg_with_memory_proves(tmp_path):
     assert _verdict(_asm(tmp_path, "x86_64", SWAP, "xchg [rdi + 4], esi\n mov eax, esi\n ret")) == ("proven", None)
 
 
+def test_xchg_with_its_own_stack_slot_proves(tmp_path):
+    spec = ('(set-info :nverify-signature "uint64_t f(uint64_t a, uint64_t b)")\n'
+            "(define-fun post () Bool (= ret b))\n")
+    text = "push rdi\n mov rax, rsi\n xchg [rsp], rax\n pop rax\n ret"
+    assert _verdict(_asm(tmp_path, "x86_64", spec, text)) == ("proven", None)
+
+
 def test_xchg_into_a_const_array_refutes(tmp_path):
     spec = SWAP.replace("uint32_t p[2]", "const uint32_t p[2]").replace(
         "(and (= ret p.1) (= p.1.out v) (= p.0.out p.0))", "(= ret p.1)")
