@@ -207,10 +207,12 @@ class _Engine(ClaripyDataMixin):
         if op.startswith("Iop_Reinterp"):   # same bits, another type: exact on raw bits
             return args[0]
         if op in _X86_DIVMOD:
-            self.ex.divide_overflow(self.path, op, args)
+            narrow = self.ex.divide_overflow(self.path, op, args)
+            if narrow is not None:
+                return narrow
         extra = vexops.lookup(op)
         if extra is not None:
-            return extra(args)
+            return self._vexops(op, extra, args)
         try:
             res = super()._perform_vex_expr_Op(op, args)
         except (SimError, claripy.ClaripyError) as e:
@@ -225,11 +227,20 @@ class _Engine(ClaripyDataMixin):
         mine = corrections.ccall(func_name, args, self.ex.ctx(self.path))
         if mine is not None:
             return mine
+        extra = vexops.ccall(func_name)
+        if extra is not None:
+            return self._vexops(func_name, extra, args)
         try:
             return super()._perform_vex_expr_CCall(func_name, ty, args, func)
         except (SimError, claripy.ClaripyError) as e:
             raise _End("unsupported-instruction",
                        self.ex.insn_text(self.path, f"needs VEX helper {func_name}, not modelled ({e})")) from None
+
+    def _vexops(self, name: str, f, args):
+        try:
+            return f(args)
+        except vexops.Unmodelled as e:
+            raise _End("unsupported-instruction", self.ex.insn_text(self.path, f"needs {name}: {e}")) from None
 
     def _unsupported(self, what: str):
         raise _End("unsupported-instruction", self.ex.insn_text(self.path, f"lifts to VEX {what}, not modelled"))
@@ -238,7 +249,15 @@ class _Engine(ClaripyDataMixin):
         self._unsupported(f"dirty helper {stmt.cee.name}")
 
     def _handle_vex_stmt_CAS(self, stmt):
-        self._unsupported("CAS")
+        # Only xchg with memory (implicitly locked): other locked forms stay unsupported.
+        insn = isa.decode_insn(self.ex.blob, self.ex._current)
+        if stmt.dataHi is not None or insn is None or insn.mnemonic not in ("xchg", "lock xchg"):
+            self._unsupported("CAS (a locked read-modify-write other than xchg)")
+        addr = self._handle_vex_expr(stmt.addr)
+        self.tmps[stmt.oldLo] = vexops.compare_and_swap(
+            addr, self._handle_vex_expr(stmt.expdLo), self._handle_vex_expr(stmt.dataLo),
+            load=lambda a, n: self.ex.load(self.path, a, n), store=lambda a, d: self.ex.store(self.path, a, d),
+            require=lambda ok, msg: self.ex._assume(self.path, ok, "memory-safety", self.ex.insn_text(self.path, msg)))
 
     def _handle_vex_stmt_LLSC(self, stmt):
         self._unsupported("load-linked/store-conditional")
@@ -483,20 +502,16 @@ class Explorer:
         corrections.after(form, insn, self.ctx(path), captured)
         self._align = 0
 
-    def divide_overflow(self, path: _Path, op: str, args) -> None:
-        """x86 div/idiv fault (#DE) when the quotient does not fit; VEX only checks for zero."""
+    def divide_overflow(self, path: _Path, op: str, args):
+        """x86 div/idiv fault (#DE) when the quotient does not fit the operand size; VEX only checks
+        for zero (and lifts 8- and 16-bit division to the 32-bit operation: vexops.divide_fits).
+        Returns the 8/16-bit division computed at its own width (vexops.narrow_divmod), or None."""
+        insn = isa.decode_insn(self.blob, self._current)
+        bits = vexops.x86_operand_bits(insn.raw) if insn is not None else args[1].size()
         signed = _X86_DIVMOD[op]
-        num, den = args
-        wide = num.size()
-        narrow = den.size()
-        d = (claripy.SignExt if signed else claripy.ZeroExt)(wide - narrow, den)
-        q = num.SDiv(d) if signed else num // d
-        if signed:
-            fits = claripy.SignExt(wide - narrow, claripy.Extract(narrow - 1, 0, q)) == q
-        else:
-            fits = claripy.Extract(wide - 1, narrow, q) == 0
-        ok = claripy.Or(den == 0, fits)   # a zero divisor is VEX's own trap exit, checked there
+        ok = vexops.divide_fits(signed, args[0], args[1], bits)
         self._assume(path, ok, "policy", self.insn_text(path, "faults (#DE): the quotient does not fit its register"))
+        return vexops.narrow_divmod(signed, args[0], args[1], bits)
 
     def on_exit(self, path: _Path, cond, target: int, jumpkind: str) -> None:
         if jumpkind == "Ijk_SigFPE_IntDiv" and self.blob.arch == "aarch64":

@@ -39,11 +39,11 @@ DENY = {
 # mrs/msr: only the flags and the FP control and status registers (modelled whole).
 SYSREGS = {"nzcv", "fpcr", "fpsr"}
 
-# sbcs and ngcs are left out: angr 9.2's arm64g_calculate_flag_c picks the SBC carry on the
-# subtrahend instead of the carry in (`cc_dep2 != 0` where `cc_dep3 != 0` is meant), so C (and every
-# condition that reads it) is wrong when Rn == Rm != 0 with C clear, or Rn == Rm == 0 with C set; the
-# form tier (tests/test_forms.py) found the first, issue 17 the second (`sbcs x1, xzr, x0`).
-_INT = ("add adds sub subs cmp cmn neg negs adc adcs sbc ngc and ands orr orn eor eon bic bics "
+# adc/adcs/sbc/sbcs/ngc/ngcs: angr 9.2's arm64g_calculate_flag_c picks the SBC carry on the
+# subtrahend instead of the carry in, so C was wrong when Rn == Rm != 0 with C clear, or
+# Rn == Rm == 0 with C set (issue 17's `sbcs x1, xzr, x0`); nverify evaluates the whole arm64
+# flag thunk from VEX's own C helpers instead (vexops.py), checked on the CPU by tests/test_forms.py.
+_INT = ("add adds sub subs cmp cmn neg negs adc adcs sbc sbcs ngc ngcs and ands orr orn eor eon bic bics "
         "tst mvn mov movz movn movk lsl lsr asr ror lslv lsrv asrv rorv ubfm sbfm bfm ubfx sbfx ubfiz "
         "sbfiz bfi bfxil bfc extr sxtb sxth sxtw uxtb uxth mul madd msub mneg smull umull smulh umulh "
         "smaddl umaddl smsubl umsubl smnegl umnegl udiv sdiv clz cls rbit rev rev16 rev32 csel csinc "

@@ -53,7 +53,7 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
     regs = {r: known[f"reg:{r}"] if f"reg:{r}" in known else model.get(t, 0) if t in ex.symbols
             else smt.evaluate(t, symbols, model) for r, t in ex.entry_registers.items()}
     is_x86 = blob.arch == "x86_64"
-    if not is_x86 and "fpsr" in regs and model.get("qcflag", 0):
+    if not is_x86 and "fpsr" in regs and regs.get("qcflag", 0):
         # VEX keeps FPSR.QC apart (its QCFLAG register, an entry symbol of its own): bit 27 on the CPU
         regs["fpsr"] |= 1 << 27
     sp0 = regs["rsp" if is_x86 else "sp"]

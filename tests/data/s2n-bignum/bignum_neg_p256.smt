@@ -1,0 +1,7 @@
+(set-info :nverify-signature "void bignum_neg_p256(uint64_t z[4], const uint64_t x[4])")
+; z := (-x) mod p_256 for x < p_256 (s2n-bignum's own contract, arm/p256/bignum_neg_p256.S)
+(define-fun p256 () (_ BitVec 256) #xffffffff00000001000000000000000000000000ffffffffffffffffffffffff)
+(define-fun xv () (_ BitVec 256) (concat x.3 x.2 x.1 x.0))
+(define-fun zv () (_ BitVec 256) (concat z.3.out z.2.out z.1.out z.0.out))
+(define-fun pre () Bool (bvult xv p256))
+(define-fun post () Bool (= zv (ite (= xv (_ bv0 256)) (_ bv0 256) (bvsub p256 xv))))
