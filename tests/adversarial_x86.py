@@ -132,13 +132,11 @@ PINNED = [
     Case("ldmxcsr_rounding_x86_64", X, "4 callee-saved FP control",
          "stmxcsr dword ptr [rsp - 4]\n or dword ptr [rsp - 4], 0x6000\n ldmxcsr dword ptr [rsp - 4]\n"
          " mov eax, edi\n ret", ID32,
-         lambda c: (c.meets_spec(x=5), _mxcsr_changed(c)), FRAME,
-         xfail="issue 16: MXCSR control bits are callee-saved; a changed rounding mode is not a frame violation"),
+         lambda c: (c.meets_spec(x=5), _mxcsr_changed(c)), FRAME),
     Case("fldcw_rounding_x86_64", X, "4 callee-saved FP control",
          "fnstcw word ptr [rsp - 8]\n or word ptr [rsp - 8], 0xc00\n fldcw word ptr [rsp - 8]\n"
          " mov eax, edi\n ret", ID32,
-         lambda c: (c.meets_spec(x=5), _fcw_changed(c)), FRAME,
-         xfail="issue 16: the x87 control word is callee-saved; a changed rounding mode is not a frame violation"),
+         lambda c: (c.meets_spec(x=5), _fcw_changed(c)), FRAME),
     Case("mmx_without_emms_x86_64", X, "new: x87/MMX mode not restored",
          "movq mm0, rdi\n movq rax, mm0\n ret", ID64,
          lambda c: _x87_stack_full(c), NOT_PROVEN),

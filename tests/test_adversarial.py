@@ -4,8 +4,8 @@ For every case in tests/adversarial_x86.py and tests/adversarial_a64.py, two tes
 `test_<case>_cpu_shows_it` runs the blob natively (x86-64) or under qemu-aarch64 and shows what the
 model must capture (a fault, a system call, a result that breaks the spec on an input `pre`
 allows); `test_<case>_is_never_proven` proves it and requires a verdict other than PROVEN (or the
-one issue 16 names). Cases that come out PROVEN today are xfail(strict) with their class: flip
-them as the fixes land."""
+one issue 16 names). A case that a regression lets through again can be marked xfail(strict)
+with its class while it is fixed; none is today."""
 
 from __future__ import annotations
 

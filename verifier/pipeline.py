@@ -447,6 +447,19 @@ def _frame_breaks(r, abi: Abi, blob: Blob, ex: Exploration, model, symbols) -> s
             return f"the low {abi.vector_saved_bits} bits of {name} changed"
     if r.final_registers.get("df"):
         return "the direction flag is set after the return"
+    return _fp_control_breaks(r)
+
+
+# The FP control state the ABIs make callee-saved, and the bits of it that count (isa/corrections.py).
+FP_CONTROL = {"mxcsr": 0xFFC0, "fpcw": 0xFFFF, "fpcr": 0xFFFFFFFF}
+
+
+def _fp_control_breaks(r) -> str:
+    """Seen only where the replay read the FP control state back (the CPU oracle does; unicorn not)."""
+    for name, mask in FP_CONTROL.items():
+        after, before = r.final_registers.get(name), r.entry_registers.get(name)
+        if after is not None and before is not None and (after ^ before) & mask:
+            return f"{name} is {after:#x} after the return, was {before:#x} (its control bits are callee-saved)"
     return ""
 
 

@@ -155,6 +155,9 @@ def _final(arch: str, abi: Abi, r: Run) -> dict[str, int]:
             out[name] = v & vmask
     if arch == "x86_64":
         out["df"] = (r.regs.get("rflags", 0) >> 10) & 1
+    for name in ("mxcsr", "fpcw") if arch == "x86_64" else ("fpcr",):   # callee-saved FP control
+        if name in r.regs:
+            out[name] = r.regs[name]
     return out
 
 
