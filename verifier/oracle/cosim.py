@@ -92,9 +92,9 @@ def judge(blob: Blob, abi: Abi, c: concrete.Concrete, r: Run) -> OracleReplay:
         if a.const:
             continue
         w = a.bits // 8
-        for i in range(a.n):
+        for i in range(a.size // w):   # a T p[n] has n elements: those past n do not exist
             got = _read(r.pages, a.base + i * w, w)
-            if got is not None:   # elements past a T p[n]'s n were not mapped: they do not exist
+            if got is not None:
                 out.outputs[f"{a.name}.{i}.out"] = int.from_bytes(got, "little")
     out.outputs["$ret"] = out.final_registers.get(abi.ret_reg, 0)
     return out
@@ -267,6 +267,9 @@ def _compare(blob, abi, spec, ex, path, model, c, r: Run) -> str:
 
 
 def _show(model: dict, ex: Exploration) -> str:
-    keep = [n for n in model if not n.startswith(("ymm", "q", "cr", "fpreg", "cpu.", "reg:", "out:"))
+    # machine symbols are shown by their register names (DESIGN §5), without the `$` that keeps
+    # them apart from the spec's names (verifier/names.py)
+    keep = [n for n in model if not n.lstrip("$").startswith(("ymm", "q", "cr", "fpreg", "cpu.", "reg:", "out:",
+                                                                "undef", "guest"))
             and not n.endswith("_seg")]
-    return ", ".join(f"{n}={model[n]:#x}" for n in sorted(keep)[:24])
+    return ", ".join(f"{n.lstrip('$')}={model[n]:#x}" for n in sorted(keep, key=lambda k: k.lstrip("$"))[:24])
