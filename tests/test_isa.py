@@ -209,3 +209,33 @@ def test_docs_list_the_current_tables():
     from verifier.isa.__main__ import main
 
     assert main(["--check"]) == 0, "docs/machine-model.md is out of date: run python3 -m verifier.isa"
+
+
+def _a64_instances():
+    from verifier.isa import aarch64
+
+    ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
+    for forms in aarch64.TABLE.values():
+        for form in forms:
+            for line in samples.a64(form):
+                try:
+                    code, _ = ks.asm(line, BASE)
+                except keystone.KsError:
+                    continue
+                if code:
+                    yield form, line, bytes(code)
+
+
+A64_INSTANCES = list(_a64_instances())
+
+
+@pytest.mark.parametrize("form,line,code", A64_INSTANCES, ids=[i[1] for i in A64_INSTANCES])
+def test_aarch64_instance_ir_keeps_its_memory_accesses(form, line, code):
+    d = isa.check(_blob(code + bytes.fromhex("c0035fd6"), "aarch64"), BASE, 4)
+    if d.kind != "ok":
+        assert d.kind in ("unsupported", "policy"), d
+        return
+    irsb = pyvex.lift(code, BASE, archinfo.ArchAArch64(), opt_level=0, max_inst=1)
+    touches = [s for s in irsb.statements if isinstance(s, (pyvex.stmt.Store, pyvex.stmt.CAS, pyvex.stmt.LLSC))
+               or any(isinstance(e, pyvex.expr.Load) for e in s.expressions)]
+    assert bool(touches) == ("m" in d.insn.shape and form.mnemonic not in ("prfm", "prfum")), (line, irsb)

@@ -49,7 +49,7 @@ _INT = ("add adds sub subs cmp cmn neg negs adc adcs sbc sbcs ngc ngcs and ands 
         "smaddl umaddl smsubl umsubl smnegl umnegl udiv sdiv clz cls rbit rev rev16 rev32 csel csinc "
         "csinv csneg cset csetm cinc cinv cneg ccmp ccmn").split()
 _MEM = ("ldr ldrb ldrh ldrsb ldrsh ldrsw str strb strh ldp stp ldpsw ldur ldurb ldurh ldursb ldursh "
-        "ldursw stur sturb sturh ldnp stnp").split()
+        "ldursw stur sturb sturh").split()   # ldnp/stnp: VEX cannot lift them
 _FLOW = "b bl cbz cbnz tbz tbnz ret".split()
 _SIMD = ("fmov mov dup ins umov smov movi mvni orr and eor bic orn bsl bit bif not mvn add sub neg abs "
          "cmeq cmgt cmge cmhi cmhs cmle cmlt cmtst smin smax umin umax sminp smaxp uminp umaxp addp "
