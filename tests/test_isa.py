@@ -239,3 +239,20 @@ def test_aarch64_instance_ir_keeps_its_memory_accesses(form, line, code):
     touches = [s for s in irsb.statements if isinstance(s, (pyvex.stmt.Store, pyvex.stmt.CAS, pyvex.stmt.LLSC))
                or any(isinstance(e, pyvex.expr.Load) for e in s.expressions)]
     assert bool(touches) == ("m" in d.insn.shape and form.mnemonic not in ("prfm", "prfum")), (line, irsb)
+
+
+def test_optimised_ir_is_used_only_when_it_keeps_every_effect():
+    """VEX's optimiser may run a block only where it drops nothing that can fault or matter."""
+    from verifier.symexec import _effects
+
+    arch = archinfo.ArchAMD64()
+    sp = arch.registers["rsp"][0]
+
+    def same(text: str) -> bool:
+        code = _assemble(text)
+        return _effects(pyvex.lift(code, BASE, arch, opt_level=0), sp) == \
+            _effects(pyvex.lift(code, BASE, arch, opt_level=1), sp)
+
+    assert not same("mov ecx, dword ptr [0]; xor ecx, ecx; ret")      # the dead load
+    assert same("mov eax, dword ptr [rdi]; add eax, dword ptr [rdi + 4]; ret")
+    assert same("cmp edi, esi; cmovg edi, esi; mov eax, edi; ret")     # a flag helper folded: pure

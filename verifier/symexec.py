@@ -346,6 +346,7 @@ class Explorer:
         self._sat: _Feasibility | None = None
         self.merges = 0
         self._decisions: dict[int, isa.Decision] = {}
+        self.optimised = 0      # blocks run on VEX's optimised IR (it kept every effect: _lift)
         self._align = 0         # alignment the current instruction's memory operand needs (bytes)
         self._fresh = 0
         arch = self.state.arch
@@ -428,12 +429,30 @@ class Explorer:
         irsb = self._blocks.get(addr)
         if irsb is None:
             off = addr - self.blob.base
-            # opt_level=0: VEX's optimiser deletes loads whose value is unused, and a load can
-            # fault; the proof runs on the IR of every instruction as decoded, nothing removed.
-            irsb = pyvex.lift(self.blob.code[off:], addr, self.state.arch, opt_level=0,
-                              max_bytes=self.blob.size - off)
+            # VEX's optimiser deletes loads whose value is unused, and a load can fault. The proof
+            # runs on the unoptimised IR unless the optimised one keeps every effect of it,
+            # instruction by instruction (`_effects`): then it is the same computation, smaller.
+            # A block with an instruction nverify corrects stays unoptimised whatever: the optimiser
+            # would fold a later condition straight from VEX's flag values, around the correction.
+            code, size = self.blob.code[off:], self.blob.size - off
+            irsb = pyvex.lift(code, addr, self.state.arch, opt_level=0, max_bytes=size)
+            if not any(self._corrected(st.addr, st.len) for st in irsb.statements
+                       if isinstance(st, pyvex.stmt.IMark)):
+                fast = pyvex.lift(code, addr, self.state.arch, opt_level=1, max_bytes=size)
+                if _effects(fast, self._sp_off) == _effects(irsb, self._sp_off):
+                    irsb = fast
+                    self.optimised += 1
             self._blocks[addr] = irsb
         return irsb
+
+    def _corrected(self, addr: int, length: int) -> bool:
+        """Whether nverify changes VEX's values after the instruction (or refuses it). Alignment
+        rules do not count: they are checked at each load and store, which both lifts keep."""
+        d = self._decisions.get(addr)
+        if d is None:
+            d = self._decisions[addr] = isa.check(self.blob, addr, length)
+        f = d.form
+        return d.kind != "ok" or f is None or bool(f.undefined or f.fix)
 
     def _initial_bytes(self) -> dict[str, object]:
         init: dict[str, object] = {}
@@ -852,6 +871,42 @@ def _scalar(f, sorts: dict[str, int]) -> bool:
     if any(z3.is_quantifier(t) for t in smt.subterms(f)):
         return False
     return not any(smt.is_array(sorts.get(n, 0)) for n in smt.free_names(f))
+
+
+# VEX's flag helpers, which its optimiser may specialise into plain operations (its own C code,
+# guest_*_spechelper): pure functions of the flag thunk.
+_PURE = frozenset({"amd64g_calculate_condition", "amd64g_calculate_rflags_all", "amd64g_calculate_rflags_c",
+                   "arm64g_calculate_condition", "arm64g_calculate_flags_nzcv", "arm64g_calculate_flag_n",
+                   "arm64g_calculate_flag_z", "arm64g_calculate_flag_c", "arm64g_calculate_flag_v"})
+# VEX operations whose evaluation nverify turns into a fault check (symexec: divide_overflow).
+_CHECKED_OPS = frozenset(_X86_DIVMOD) | _A64_DIV
+
+
+def _effects(irsb: pyvex.IRSB, sp: int) -> tuple:
+    """Everything of a block that can fault, leave it, touch memory or change state outside the
+    guest registers, instruction by instruction: loads, stores, exits, helper calls, atomics,
+    dirty calls, the checked divisions, where the block ends, and every write of the stack
+    pointer (the executor reads it between instructions to check stack accesses; the optimiser
+    drops a write that a later one overwrites). Two lifts of one block with equal effects differ
+    only in how pure values are computed."""
+    out: list = [(irsb.jumpkind, irsb.size, irsb.instructions)]
+    for st in irsb.statements:
+        if isinstance(st, pyvex.stmt.IMark):
+            out.append(("insn", st.addr, st.len))
+            continue
+        if isinstance(st, pyvex.stmt.Put) and st.offset == sp:
+            out.append(("put-sp",))
+        if not isinstance(st, (pyvex.stmt.WrTmp, pyvex.stmt.Put, pyvex.stmt.NoOp, pyvex.stmt.AbiHint)):
+            out.append((type(st).__name__, getattr(st, "jumpkind", None), str(getattr(st, "dst", ""))))
+        for e in st.expressions:
+            if isinstance(e, pyvex.expr.Load):
+                out.append(("load", e.ty))
+            elif isinstance(e, pyvex.expr.GetI) or isinstance(e, pyvex.expr.CCall) and e.cee.name not in _PURE:
+                out.append((type(e).__name__, getattr(getattr(e, "cee", None), "name", "")))
+            elif isinstance(e, (pyvex.expr.Unop, pyvex.expr.Binop, pyvex.expr.Triop, pyvex.expr.Qop)) \
+                    and e.op in _CHECKED_OPS:
+                out.append(("op", e.op))
+    return tuple(out)
 
 
 def _witness(model):
