@@ -20,6 +20,8 @@ from .state import A64_NAMES, X86_NAMES, EntryState, Region
 
 X86_FLAGS = 0x8D5            # CF PF AF ZF SF OF: what the symbolic entry state leaves arbitrary (DF is clear)
 # Entry symbols the oracle cannot load: it runs them as 0, so states for co-simulation fix them to 0.
+MIN_CODE = 0x10000          # Linux's default vm.mmap_min_addr
+LOW_SHIFT = 0x1000_0000     # where code linked below it runs (a multiple of the page size)
 UNLOADABLE = {"x86_64": ("acflag", "idflag", "fs_base", "gs_base"), "aarch64": ("tpidr_el0",)}
 
 
@@ -76,7 +78,11 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
             data = b"".join((model.get(f"{a.name}.{i}", 0) & ((1 << a.bits) - 1)).to_bytes(w, "little")
                             for i in range(a.size // w))
             regions.append(Region(a.base, data, writable=not a.const))
-    state = EntryState(blob.arch, blob.code, blob.base, blob.entry, tuple(regions),
+    # Code linked below the lowest address a process may map (a dylib or DLL at its preferred
+    # base 0) runs shifted by whole pages: the verified set has no instruction that reads the
+    # code's own address (isa: rip-relative lea and calls are refused), so the run is the same.
+    shift = LOW_SHIFT if blob.base < MIN_CODE else 0
+    state = EntryState(blob.arch, blob.code, blob.base + shift, blob.entry + shift, tuple(regions),
                        oracle_registers(blob.arch, regs, avx), ret_addr)
     return Concrete(state, regs, arrays, sp0, ret_addr, (lo, hi))
 

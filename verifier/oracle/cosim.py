@@ -80,7 +80,7 @@ def judge(blob: Blob, abi: Abi, c: concrete.Concrete, r: Run) -> OracleReplay:
         out.events.append(("loop-bound", blob.entry, "the blob did not return within the oracle's time limit"))
         return out
     if r.signal is not None:
-        out.events += _signal_events(blob, r)
+        out.events += _signal_events(blob, r, c.state.base - blob.base)
         return out
     if not r.returned:
         out.error = "the CPU oracle reported neither a return nor a fault"
@@ -106,8 +106,8 @@ def _read(pages: dict[int, bytes], addr: int, n: int) -> bytes | None:
     return bytes(pages[(a // 0x1000) * 0x1000][a % 0x1000] for a in range(addr, addr + n))
 
 
-def _signal_events(blob: Blob, r: Run) -> list[tuple[str, int, str]]:
-    pc = r.fault_pc if r.fault_pc is not None else 0
+def _signal_events(blob: Blob, r: Run, shift: int = 0) -> list[tuple[str, int, str]]:
+    pc = r.fault_pc - shift if r.fault_pc is not None else 0   # back to the blob's own addresses
     where = f"at {pc:#x}" + (f", address {r.fault_addr:#x}" if r.fault_addr is not None else "")
     what = f"the CPU raised {r.signal_name} (si_code {r.si_code}) {where}"
     if r.signal_name == "SIGSYS":
