@@ -76,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", required=True)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", nargs="*", help="kernel names to run (default: all)")
     args = ap.parse_args()
     py = sys.executable
     here = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -83,6 +84,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for label, arch, spec, blob in kernels(Path(d)):
+            if args.only and spec not in args.only:
+                continue
             prove = ["prove", *blob, "--spec", spec, "-q"]
             t = [run([py, "-m", "verifier.cli", *prove], base, args.reps),
                  run([py, "-c", PATCH, *prove, "--cosim", "0"], here, args.reps),
@@ -104,9 +107,12 @@ def main() -> None:
 NOTES = """Medians of end-to-end runs (a fresh process each, start-up included), measured side by side
 in one run by `python3 benchmarks/trusted_base.py --baseline DIR` on a shared 2-core machine:
 *before* is the release before issues 16-17 (32ffe0e); *vex-opt* is this checkout with VEX's
-optimiser back on and the iced-x86 decoding check off (a benchmark-only patch that splits the
-cost of the unoptimised IR and the decoding agreement); *no-cosim* is `--cosim 0`; *now* is the
-default, with every PROVEN co-simulated on the CPU (natively, or under qemu-aarch64).
+optimiser forced on for every block and the iced-x86 decoding check off (a benchmark-only patch
+that shows what the unoptimised IR and the decoding agreement cost); *no-cosim* is `--cosim 0`
+(optimised IR only where it keeps every effect, see machine-model.md); *now* is the default, with
+every PROVEN co-simulated on the CPU (natively, or under qemu-aarch64). The difference between
+*before* and *vex-opt* is the rest of the soundness work: corrections, the whole FP control state,
+one meaning for the spec.
 """
 
 
