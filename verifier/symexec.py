@@ -447,12 +447,14 @@ class Explorer:
 
     def _corrected(self, addr: int, length: int) -> bool:
         """Whether nverify changes VEX's values after the instruction (or refuses it). Alignment
-        rules do not count: they are checked at each load and store, which both lifts keep."""
+        rules do not count: they are checked at each load and store, which both lifts keep; nor
+        does the sp alignment check, which reads only the stack pointer, whose every write both
+        lifts keep in place (`_effects`)."""
         d = self._decisions.get(addr)
         if d is None:
             d = self._decisions[addr] = isa.check(self.blob, addr, length)
         f = d.form
-        return d.kind != "ok" or f is None or bool(f.undefined or f.fix)
+        return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align")
 
     def _initial_bytes(self) -> dict[str, object]:
         init: dict[str, object] = {}
