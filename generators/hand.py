@@ -104,11 +104,12 @@ def assemble(arch: str, text: str, where: str = "<asm>", base: int = BASE) -> by
     """Assemble with keystone; on an error, name the first line that makes it fail."""
     import keystone
 
+    from verifier.asmtext import hex_literals
     from verifier.errors import BlobError
 
     ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64) if arch == "x86_64" \
         else keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
-    lines = [_strip(arch, ln) for ln in text.splitlines()]
+    lines = [hex_literals(_strip(arch, ln)) for ln in text.splitlines()]   # keystone's radix bug
     try:
         code, _ = ks.asm("\n".join(lines), base)
     except keystone.KsError as e:

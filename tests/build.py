@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import keystone
+
+from verifier.asmtext import hex_literals
 
 BASE = 0x400000
 CC = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
@@ -25,15 +26,8 @@ def assemble(arch: str, text: str, base: int = BASE) -> bytes:
     return bytes(code)
 
 
-# keystone 0.9.2 reads bare numbers in a radix it can leave uninitialised: now and then, depending on
-# what the process allocated before, radix 16 whatever the syntax option says, and `[rdi + 160]`
-# assembles as [rdi + 0x160]. Every decimal literal is written in hex first, which reads the same
-# either way (local labels `1:`, `1f` and names such as xmm10 or x30 are left alone).
-_DECIMAL = re.compile(r"(?<![\w.$])(\d+)(?![\w:])")
-
-
 def _hex_literals(line: str) -> str:
-    return _DECIMAL.sub(lambda m: hex(int(m.group(1))), line)
+    return hex_literals(line)   # keystone's radix bug: verifier/asmtext.py
 
 
 def asm_file(tmp: Path, arch: str, text: str, name: str = "blob") -> Path:

@@ -330,6 +330,17 @@ def _inputs(spec: Spec, ex: Exploration, model: dict[str, int]) -> dict[str, str
     return inputs
 
 
+def _existing(spec: Spec, model: dict[str, int], outputs: dict[str, int]) -> dict[str, int]:
+    """The outputs that exist on this input: a T p[n] has n elements, the rest are not its memory
+    (the CPU oracle maps only those; unicorn maps them all)."""
+    def exists(name: str) -> bool:
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] in spec.lengths and parts[1].isdigit():
+            return int(parts[1]) < _count(spec, parts[0], model)
+        return True
+    return {k: v for k, v in outputs.items() if exists(k)}
+
+
 def _count(spec: Spec, array: str, model: dict[str, int]) -> int:
     p = spec.signature.param(array)
     n = model.get(str(p.length), 0) if p is not None else 0
@@ -374,6 +385,7 @@ def _confirm(blob: Blob, spec: Spec, abi: Abi, ex: Exploration, ob: Obligation, 
         return cex, True, ""
     cex["replayed"] = True
     if ob.kind == "postcondition":
+        predicted = _existing(spec, model, predicted)
         actual = {k: v for k, v in _replayed_outputs(spec, r).items() if k in predicted}
         cex["actual"] = {k: hex(v) for k, v in actual.items()}
         if not r.returned or r.events:
@@ -411,7 +423,9 @@ def _confirm_equivalence(blob, spec, abi, ex, ob, model, ref_blob, ref, cex, pre
         cex["actual"] = {k: hex(v) for k, v in predicted.items()}
         return cex, True, ""
     cex["replayed"] = True
-    actual, ref_actual = _replayed_outputs(spec, mine), _replayed_outputs(spec, theirs)
+    predicted, expected = _existing(spec, model, predicted), _existing(spec, model, expected)
+    actual = {k: v for k, v in _replayed_outputs(spec, mine).items() if k in predicted}
+    ref_actual = {k: v for k, v in _replayed_outputs(spec, theirs).items() if k in expected}
     cex["actual"] = {k: hex(v) for k, v in actual.items()}
     name = ob.name.split(":", 1)[1]
     if not (mine.returned and theirs.returned) or actual != predicted or ref_actual != expected:

@@ -12,6 +12,8 @@ import struct
 
 import keystone
 
+from ..asmtext import hex_literals
+
 PAGE = 0x1000
 TEXT = 0x1000             # the code starts one page above the runner's base
 DATA = 0x10000            # the zero-filled data segment starts here, above the code
@@ -26,7 +28,7 @@ def assemble(arch: str, source: str, address: int) -> bytes:
         ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
     comment = "//" if arch == "aarch64" else ";"
     lines = [ln.split(comment)[0].rstrip() for ln in source.splitlines()]
-    code, _ = ks.asm("\n".join(ln for ln in lines if ln.strip()), address)
+    code, _ = ks.asm("\n".join(hex_literals(ln) for ln in lines if ln.strip()), address)
     return bytes(code or b"")
 
 
