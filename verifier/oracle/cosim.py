@@ -203,7 +203,7 @@ def _unicorn(blob, abi, ex, model, loop_bound, names, info: dict) -> OracleRepla
 
 # --- co-simulation of a PROVEN ---------------------------------------------------------------------
 
-DEFAULT_STATES = 16          # per proof, spread over the returned paths (at least one each)
+DEFAULT_STATES = 8           # per proof, spread over the returned paths (at least one each)
 
 
 def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT_STATES,
