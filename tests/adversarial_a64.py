@@ -18,6 +18,9 @@ from .adversarial_cases import (
     Ctx,
     spec,
 )
+from .adversarial_cases import (
+    crash_on_magic as _crash_on_magic,
+)
 
 A = "aarch64"
 
@@ -25,13 +28,6 @@ A = "aarch64"
 def _magic_tail(body: str) -> str:
     """Return x, except on the magic input, where `body` runs first."""
     return f"cmp w0, #{MAGIC:#x}\n b.ne ok\n {body}\n ok: ret"
-
-
-def _crash_on_magic(*signals: str):
-    def check(c: Ctx):
-        c.meets_spec(x=5)
-        c.faults(*signals, x=MAGIC)
-    return check
 
 
 DEAD = [

@@ -19,6 +19,14 @@ MXCSR_DEFAULT, FCW_DEFAULT = 0x1F80, 0x37F
 FPCR_FZ, FPCR_RMODE_ZERO, FPSR_IXC = 1 << 24, 3 << 22, 1 << 4
 
 
+def crash_on_magic(*signals: str):
+    """The case's CPU check: the blob meets its spec on an ordinary input and faults on the magic one."""
+    def check(c: Ctx):
+        c.meets_spec(x=5)
+        c.faults(*signals, x=MAGIC)
+    return check
+
+
 def spec(sig: str, post: str, pre: str | None = None) -> str:
     text = f'(set-info :nverify-signature "{sig}")\n'
     if pre:

@@ -18,6 +18,9 @@ from .adversarial_cases import (
     Ctx,
     spec,
 )
+from .adversarial_cases import (
+    crash_on_magic as _crash_on_magic,
+)
 from .native import cpu_flags, cpu_vendor
 
 X = "x86_64"
@@ -29,13 +32,6 @@ RANDOM_WORDS = bytes(range(0x10, 0x20))
 def _magic_tail(body: str) -> str:
     """Return x, except on the magic input, where `body` runs first (and must end in ret)."""
     return f"mov eax, edi\n cmp edi, {MAGIC:#x}\n jne ok\n {body}\n ok: ret"
-
-
-def _crash_on_magic(*signals: str):
-    def check(c: Ctx):
-        c.meets_spec(x=5)
-        c.faults(*signals, x=MAGIC)
-    return check
 
 
 # --- class 1: dead code removed before the proof ------------------------------------------------
