@@ -612,11 +612,11 @@ class Stoke:
 
 def _instructions(code: bytes, arch: str) -> int:
     """Instructions in `code` (ret included), as capstone decodes them."""
-    from verifier.policy import _decode
+    from verifier.isa.decode import decode_at
 
     n, off = 0, 0
     while off < len(code):
-        i = _decode(arch, code, 0x400000, off)
+        i = decode_at(arch, code, 0x400000, off)
         if i is None:
             return 10**6
         n, off = n + 1, off + i.size

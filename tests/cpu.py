@@ -20,7 +20,7 @@ from pathlib import Path
 import z3
 
 from verifier import blob as blob_mod
-from verifier import evaluate, smt
+from verifier import evaluate, names, smt
 from verifier import spec as spec_mod
 from verifier.arch import DEFAULT_ABI
 from verifier.symexec import explore
@@ -129,7 +129,7 @@ class Symbolic:
         spec = spec_mod.parse(text)
         blob = blob_mod.load(str(k.obj), symbol=name)
         ex = explore(blob, spec, DEFAULT_ABI[k.arch])
-        self.words, self.base = words, BASE_REG[k.arch]
+        self.words, self.base = words, names.register(BASE_REG[k.arch])   # the array base's entry symbol
         self._compiled: dict[int, evaluate.Fn] = {}
         self._checks = 20
         self.names = {**ex.symbols, **spec.names}

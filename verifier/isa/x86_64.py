@@ -233,9 +233,13 @@ def classify(insn: Insn) -> Decision:
     bad = _encoding_problem(insn, pfx, rex, op)
     if bad:
         return Decision("policy", f"{insn.text()} ({insn.raw.hex()}) at {insn.addr:#x}: {bad}", insn)
-    if "lock" in pfx:   # the same on every CPU, just not verified: unknown, not refuted
-        return Decision("unsupported", f"{insn.text()} ({insn.raw.hex()}) at {insn.addr:#x} has a LOCK prefix: "
-                        "atomics are outside the verified x86-64 instruction set", insn)
+    if "lock" in pfx:
+        # xchg with memory is locked with or without the prefix: the same form. Other atomics mean
+        # the same on every CPU, just not verified: unknown, not refuted.
+        if m != "lock xchg" or "m" not in insn.shape:
+            return Decision("unsupported", f"{insn.text()} ({insn.raw.hex()}) at {insn.addr:#x} has a LOCK "
+                            "prefix: atomics are outside the verified x86-64 instruction set", insn)
+        m, pfx = "xchg", [p for p in pfx if p != "lock"]
     if "?" in insn.shape or "m" in insn.shape and any(mm[5] for mm in insn.mem):
         what = "a segment-relative access" if any(mm[5] for mm in insn.mem) else "an operand outside the model"
         return Decision("unsupported", f"{insn.text()} ({insn.raw.hex()}) at {insn.addr:#x} has {what}", insn)
