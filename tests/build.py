@@ -6,9 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import keystone
-
-from verifier.asmtext import hex_literals
+from verifier.oracle import image
 
 BASE = 0x400000
 CC = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
@@ -16,18 +14,8 @@ ARCHES = ("x86_64", "aarch64")
 
 
 def assemble(arch: str, text: str, base: int = BASE) -> bytes:
-    if arch == "x86_64":
-        ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
-    else:
-        ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
-    comment = "//" if arch == "aarch64" else ";"
-    lines = [ln.split(comment)[0] for ln in text.splitlines()]
-    code, _ = ks.asm("\n".join(_hex_literals(ln) for ln in lines if ln.strip()), base)
-    return bytes(code)
-
-
-def _hex_literals(line: str) -> str:
-    return hex_literals(line)   # keystone's radix bug: verifier/asmtext.py
+    """keystone, as the oracle assembles its runner (comments stripped, decimals in hex)."""
+    return image.assemble(arch, text, base)
 
 
 def asm_file(tmp: Path, arch: str, text: str, name: str = "blob") -> Path:

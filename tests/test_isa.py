@@ -119,7 +119,9 @@ def test_decoders_agree_on_what_compilers_emit():
     for line in ("mov eax, dword ptr [rip + 0x10]", "lea rax, [rbx + rcx*8 + 0x7f]", "vpaddd ymm0, ymm1, ymm2",
                  "movabs rax, 0x1122334455667788", "shl qword ptr [rsp - 8], cl"):
         code = _assemble(line)
-        assert decode.x86_disagreement(code + b"\x90" * 15, BASE) is None, line
+        padded = code + b"\x90" * 15
+        insn = decode.decode_at("x86_64", padded, BASE, 0)
+        assert insn is not None and decode.x86_disagreement(insn, padded) is None, line
 
 
 X86_UNDEFINED = {

@@ -80,6 +80,12 @@ APPLE = Abi(
 )
 
 ABIS = {a.name: a for a in (SYSV, WIN64, AAPCS64, APPLE)}
+
+# The FP control state every ABI here makes callee-saved, by ISA, with the bits of it that are
+# (System V psABI 3.2.1 and the Microsoft x64 convention: MXCSR's control bits 6-15 and the x87
+# control word; AAPCS64: FPCR). The status bits are the caller's to lose.
+MXCSR_CONTROL = 0xFFC0
+FP_CALLEE_SAVED = {"x86_64": {"mxcsr": MXCSR_CONTROL, "fpcw": 0xFFFF}, "aarch64": {"fpcr": 0xFFFFFFFF}}
 DEFAULT_ABI = {"x86_64": SYSV, "aarch64": AAPCS64}
 # The ABI a container format implies when --abi is not given (Mach-O x86-64 is System V).
 FORMAT_ABI = {("macho", "aarch64"): APPLE, ("pe", "x86_64"): WIN64, ("coff", "x86_64"): WIN64}

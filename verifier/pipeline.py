@@ -449,32 +449,9 @@ def _frame_breaks(r, abi: Abi, blob: Blob, ex: Exploration, model, symbols) -> s
         return next(m for k, _, m in r.events if k == "frame")
     if not r.returned:
         return ""
-    sp = "rsp" if blob.arch == "x86_64" else "sp"
-    if r.final_registers.get(sp) != r.entry_registers[sp] + abi.ret_pops:
-        return f"{sp} is {r.final_registers.get(sp, 0):#x} after the return"
-    for name in abi.callee_saved + abi.untouched:
-        if r.final_registers.get(name) != r.entry_registers.get(name):
-            return f"{name} is {r.final_registers.get(name, 0):#x} after the return, " \
-                   f"was {r.entry_registers.get(name, 0):#x}"
-    for name in abi.vector_callee_saved:
-        if r.final_registers.get(name) != r.entry_registers.get(name, 0) & ((1 << abi.vector_saved_bits) - 1):
-            return f"the low {abi.vector_saved_bits} bits of {name} changed"
-    if r.final_registers.get("df"):
-        return "the direction flag is set after the return"
-    return _fp_control_breaks(r)
+    from .oracle.cosim import frame_breaks
 
-
-# The FP control state the ABIs make callee-saved, and the bits of it that count (isa/corrections.py).
-FP_CONTROL = {"mxcsr": 0xFFC0, "fpcw": 0xFFFF, "fpcr": 0xFFFFFFFF}
-
-
-def _fp_control_breaks(r) -> str:
-    """Seen only where the replay read the FP control state back (the CPU oracle does; unicorn not)."""
-    for name, mask in FP_CONTROL.items():
-        after, before = r.final_registers.get(name), r.entry_registers.get(name)
-        if after is not None and before is not None and (after ^ before) & mask:
-            return f"{name} is {after:#x} after the return, was {before:#x} (its control bits are callee-saved)"
-    return ""
+    return frame_breaks(r, abi)
 
 
 def _mismatch(what: str, r, predicted: dict) -> str:

@@ -18,7 +18,7 @@ import pyvex
 
 from . import entry as entry_mod
 from . import isa, names, smt_bridge, vexops
-from .arch import Abi
+from .arch import FP_CALLEE_SAVED, Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
 from .isa import corrections
@@ -42,6 +42,9 @@ MERGE_THRESHOLD = 256
 MAX_SYMBOLIC_OFFSETS = 4096
 SOLVER_TIMEOUT_MS = 30_000
 
+
+_FP_CONTROL_WHAT = {"mxcsr": "MXCSR control bits (rounding, flush-to-zero, exception masks)",
+                    "fpcw": "x87 control word", "fpcr": "FPCR (rounding, flush-to-zero, default NaN)"}
 
 # VEX guest-state names -> the architectural names users and the replay know them by.
 _ARCH_NAMES = {("aarch64", "xsp"): "sp", ("aarch64", "cc_dep1"): "nzcv", ("x86_64", "cc_dep1"): "rflags",
@@ -347,7 +350,6 @@ class Explorer:
         self.merges = 0
         self._decisions: dict[int, isa.Decision] = {}
         self.optimised = 0      # blocks run on VEX's optimised IR (it kept every effect: _lift)
-        self._align = 0         # alignment the current instruction's memory operand needs (bytes)
         self._fresh = 0
         arch = self.state.arch
         self._flag_offsets = frozenset(arch.registers[r][0] for r in ("cc_op", "cc_dep1", "cc_dep2", "cc_ndep")
@@ -450,11 +452,17 @@ class Explorer:
         rules do not count: they are checked at each load and store, which both lifts keep; nor
         does the sp alignment check, which reads only the stack pointer, whose every write both
         lifts keep in place (`_effects`)."""
+        d = self._decision(addr, length)
+        f = d.form
+        return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align")
+
+    def _decision(self, addr: int, length: int | None) -> isa.Decision:
+        """The verified instruction set's word on the instruction at addr, once per exploration
+        (`length`: what VEX lifted, which every decoder must agree with)."""
         d = self._decisions.get(addr)
         if d is None:
             d = self._decisions[addr] = isa.check(self.blob, addr, length)
-        f = d.form
-        return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align")
+        return d
 
     def _initial_bytes(self) -> dict[str, object]:
         init: dict[str, object] = {}
@@ -496,16 +504,12 @@ class Explorer:
                        "the loop does end, raise it with (set-info :nverify-loop-bound N)")
         d = self._decisions[addr]
         assert d.form is not None and d.insn is not None
-        self._align = d.form.align
-        ctx = self.ctx(path)
-        path.insn = (d.form, d.insn, corrections.before(d.form, d.insn, ctx))
+        path.insn = (d.form, d.insn, corrections.before(d.form, d.insn, self.ctx(path)))
 
     def _judge(self, path: _Path, addr: int, length: int | None) -> None:
         """The verified instruction set's word on the instruction at addr, before any of it runs:
         a forbidden one ends the path refuted, one outside the set ends it unknown."""
-        d = self._decisions.get(addr)
-        if d is None:
-            d = self._decisions[addr] = isa.check(self.blob, addr, length)
+        d = self._decision(addr, length)
         if d.kind == "ok":
             return
         if d.kind == "unsupported":
@@ -521,7 +525,6 @@ class Explorer:
         form, insn, captured = path.insn
         path.insn = None
         corrections.after(form, insn, self.ctx(path), captured)
-        self._align = 0
 
     def divide_overflow(self, path: _Path, op: str, args):
         """x86 div/idiv fault (#DE) when the quotient does not fit the operand size; VEX only checks
@@ -638,19 +641,15 @@ class Explorer:
         raise _End("returned")
 
     def _fp_control_changed(self, path: _Path) -> list[tuple[str, claripy.ast.Bool]]:
-        """The FP control state the ABI makes callee-saved (SysV 3.2.1 and Win64: MXCSR's control
-        bits 6-15 and the x87 control word; AAPCS64: FPCR)."""
+        """The FP control state the ABI makes callee-saved (arch.FP_CALLEE_SAVED)."""
         ctx, entry = self.ctx(path), self.state.entry_values
-        if self.blob.arch == "x86_64":
-            return [("changes the caller's MXCSR control bits (rounding, flush-to-zero, exception masks)",
-                     (ctx.reg("mxcsr") & corrections.MXCSR_CONTROL) != (entry["mxcsr"] & corrections.MXCSR_CONTROL)),
-                    ("changes the caller's x87 control word", ctx.reg("fpcw") != entry["fpcw"])]
-        return [("changes the caller's FPCR (rounding, flush-to-zero, default NaN)", ctx.reg("fpcr") != entry["fpcr"])]
+        return [(f"changes the caller's {_FP_CONTROL_WHAT[name]}", (ctx.reg(name) & mask) != (entry[name] & mask))
+                for name, mask in FP_CALLEE_SAVED[self.blob.arch].items()]
 
     # --- memory ----------------------------------------------------------------------------
 
     def load(self, path: _Path, addr: BV, n: int) -> BV:
-        self._check_alignment(path, addr)
+        self._check_alignment(path, addr, n)
         placed = self._place(path, addr, n, write=False)
         region, off, cands = placed
         if cands is None:
@@ -658,8 +657,8 @@ class Explorer:
         return path.mem.read_symbolic(region, off, n, cands)
 
     def store(self, path: _Path, addr: BV, data: BV) -> None:
-        self._check_alignment(path, addr)
         n = data.size() // 8
+        self._check_alignment(path, addr, n)
         region, off, cands = self._place(path, addr, n, write=True)
         if cands is None:
             path.mem.write(region, off, data)
@@ -673,12 +672,16 @@ class Explorer:
         off, size = self.state.arch.registers[name]
         return off, size
 
-    def _check_alignment(self, path: _Path, addr: BV) -> None:
-        """Aligned SSE/AVX forms fault (#GP) on a misaligned operand; VEX does not check."""
-        if self._align:
-            ok = claripy.Extract(self._align.bit_length() - 2, 0, addr) == 0
-            self._assume(path, ok, "memory-safety",
-                         self.insn_text(path, f"faults (#GP): its memory operand is not {self._align}-byte aligned"))
+    def _check_alignment(self, path: _Path, addr: BV, n: int) -> None:
+        """Aligned SSE/AVX forms fault (#GP) on a misaligned operand: at least the form's alignment,
+        and an aligned move's whole operand (vmovdqa ymm: 32 bytes). VEX does not check them all."""
+        form = path.insn[0] if path.insn is not None else None
+        if form is None or not form.align:
+            return
+        align = max(form.align, n)
+        ok = claripy.Extract(align.bit_length() - 2, 0, addr) == 0
+        self._assume(path, ok, "memory-safety",
+                     self.insn_text(path, f"faults (#GP): its memory operand is not {align}-byte aligned"))
 
     def _place(self, path: _Path, addr: BV, n: int, *, write: bool):
         what = "write" if write else "read"

@@ -40,7 +40,7 @@ def check(blob: Blob, addr: int, lifted_len: int | None = None) -> Decision:
         return d
     if blob.arch == "x86_64":
         off = addr - blob.base
-        other = decode.x86_disagreement(blob.code[off:off + 15], addr)
+        other = decode.x86_disagreement(insn, blob.code[off:off + 15])
         if other:
             return Decision("policy", f"ambiguous encoding at {addr:#x}: {other}", insn)
     if lifted_len is not None and lifted_len != insn.size:

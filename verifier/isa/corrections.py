@@ -23,8 +23,7 @@ BV = claripy.ast.BV
 # the same constant at entry and after every fldcw.
 FPUCW_KEPT = 0x1F3F
 # MXCSR: bits 16-31 are reserved (#GP if ldmxcsr sets one); bit 6 (DAZ) exists where MXCSR_MASK
-# says so; the control bits 6-15 are callee-saved (SysV ABI 3.2.1, Win64 likewise).
-MXCSR_CONTROL = 0xFFC0
+# says so; its callee-saved control bits are arch.MXCSR_CONTROL.
 # FPCR: AHP, DN, FZ and RMode exist on every AArch64 CPU with FP; FZ16, the trap enables, the AFP
 # bits and the AArch32 Len/Stride fields may or may not, by CPU (RES0 or RAZ/WI where absent).
 FPCR_CORE = 0x07C00000

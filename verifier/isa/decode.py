@@ -110,16 +110,13 @@ def _iced():
 
 
 @lru_cache(maxsize=65536)
-def x86_disagreement(code: bytes, addr: int) -> str | None:
-    """Where iced-x86 decodes `code` (one instruction's bytes and what follows) differently from
-    capstone: a sentence naming the difference, else None."""
-    mine = decode_at("x86_64", code, addr, 0)
+def x86_disagreement(mine: Insn, code: bytes) -> str | None:
+    """Where iced-x86 decodes `code` (the bytes at `mine.addr`, up to 15) differently from what
+    capstone made of them (`mine`): a sentence naming the difference, else None."""
     iced, names = _iced()
-    ins = iced.Decoder(64, code[:15], ip=addr).decode()
-    if mine is None or ins.code == 0:
-        return None if mine is None and ins.code == 0 else \
-            f"capstone {'cannot decode' if mine is None else 'decodes'} {code[:15].hex()} and iced-x86 " \
-            f"{'cannot' if ins.code == 0 else 'can'}"
+    ins = iced.Decoder(64, code[:15], ip=mine.addr).decode()
+    if ins.code == 0:
+        return f"capstone decodes {code[:15].hex()} and iced-x86 cannot"
     if ins.len != mine.size:
         return f"capstone decodes {mine.size} bytes ({mine.text()}) and iced-x86 {ins.len} ({ins})"
     regs, mem, imms = [], [], []

@@ -3,6 +3,8 @@ each with what nverify adds to VEX's meaning of it (Intel SDM and AMD APM, vol. 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .table import Decision, Form, Insn, rows
 
 LEGACY = {0xF0: "lock", 0xF2: "f2", 0xF3: "f3", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x26: "es",
@@ -65,9 +67,11 @@ def _gpr(mn: str, shapes: str, widths=G, group="integer", **kw) -> Form:
                 group=group, **kw)
 
 
-def _sse(mn: str, shapes: str, pfx: str = "66", align: int = 16, vex: bool = True, **kw) -> list[Form]:
+def _sse(mn: str, shapes: str, pfx: str = "66", align: int = 16, vex: bool = True, moves_aligned: bool = False,
+         **kw) -> list[Form]:
     """A legacy-SSE integer form (its m128 operand must be 16-aligned unless align=0) and, if `vex`,
-    its AVX form `v<mn>` (no alignment rule; xmm and ymm)."""
+    its AVX form `v<mn>` (xmm and ymm; no alignment rule unless it is an aligned move, whose operand
+    must be aligned to its whole size: symexec checks max(align, size))."""
     out = [Form(mn, frozenset(shapes.split()), prefixes=frozenset({pfx}) if pfx else frozenset(),
                 align=align, group="SSE", **kw)]
     if vex:
@@ -77,7 +81,10 @@ def _sse(mn: str, shapes: str, pfx: str = "66", align: int = 16, vex: bool = Tru
             vs |= {v, v.replace("x", "y")}
             if mn.startswith("ps") and v.endswith("x"):   # shifts by a count in an xmm register
                 vs.add(v[:-1].replace("x", "y") + "x")
-        out.append(Form("v" + mn, frozenset(vs), enc="vex", group="AVX", **kw))
+        vform = Form("v" + mn, frozenset(vs), enc="vex", group="AVX", **kw)
+        if moves_aligned:
+            vform = replace(vform, align=16, note="#GP unless the operand is aligned to its size")
+        out.append(vform)
     return out
 
 
@@ -153,9 +160,9 @@ _FORMS: list[Form] = [
     Form("fnstcw", frozenset({"m"}), fix="fnstcw", group="FP control"),
     Form("fldcw", frozenset({"m"}), fix="fldcw", group="FP control"),
     # SSE/AVX integer and bitwise forms. Legacy-SSE m128 operands must be 16-aligned (#GP).
-    *_sse("movdqa", "xx xm mx"), *_sse("movdqu", "xx xm mx", pfx="f3", align=0),
-    *_sse("movaps", "xx xm mx", pfx=""), *_sse("movups", "xx xm mx", pfx="", align=0),
-    *_sse("movapd", "xx xm mx"), *_sse("movupd", "xx xm mx", align=0),
+    *_sse("movdqa", "xx xm mx", moves_aligned=True), *_sse("movdqu", "xx xm mx", pfx="f3", align=0),
+    *_sse("movaps", "xx xm mx", pfx="", moves_aligned=True), *_sse("movups", "xx xm mx", pfx="", align=0),
+    *_sse("movapd", "xx xm mx", moves_aligned=True), *_sse("movupd", "xx xm mx", align=0),
     *_sse("lddqu", "xm", pfx="f2", align=0),
     *_sse("movd", "xr rx xm mx", align=0), *_sse("movq", "xr rx xm mx xx", align=0),
     *[f for m in ("pxor", "por", "pand", "pandn", "paddb", "paddw", "paddd", "paddq", "psubb", "psubw",
@@ -198,12 +205,6 @@ _FORMS: list[Form] = [
     Form("vpblendvb", frozenset({"xxxx", "xxmx", "yyyy", "yymy"}), enc="vex", group="AVX"),
     Form("vzeroupper", frozenset({""}), enc="vex", group="AVX"),
 ]
-# The aligned AVX moves keep their alignment rule (#GP on a misaligned operand).
-for _f in list(_FORMS):
-    if _f.mnemonic in ("vmovdqa", "vmovaps", "vmovapd"):
-        _FORMS.remove(_f)
-        _FORMS.append(Form(_f.mnemonic, _f.shapes, enc="vex", align=16, group="AVX",
-                           note="#GP unless the operand is aligned to its size"))
 TABLE = rows(*_FORMS)
 
 FLAG_BITS = {"C": 0x1, "P": 0x4, "Z": 0x40, "S": 0x80, "O": 0x800}
@@ -269,15 +270,12 @@ def _encoding_problem(insn: Insn, pfx: list[str], rex: int | None, op: int) -> s
             return f"a {seg} segment prefix, ignored in 64-bit mode (a branch hint, or a decoding trick)"
     if "fs" in pfx or "gs" in pfx:
         return "an fs/gs segment override (thread-local memory is outside the machine model)"
-    if op < len(insn.raw) and insn.raw[op] in (0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49,
-                                                0x4A, 0x4B, 0x4C, 0x4D, 0x4E, 0x4F) | LEGACY.keys():
+    if rex is not None and op < len(insn.raw) and (0x40 <= insn.raw[op] <= 0x4F or insn.raw[op] in LEGACY):
         return "a prefix after REX (the CPU ignores a REX that is not last)"
     if op < len(insn.raw) and insn.raw[op] in (0xC4, 0xC5, 0x62) and (pfx or rex is not None):
         return "a legacy or REX prefix before a VEX/EVEX prefix (#UD)"
     if op + 1 < len(insn.raw) and insn.raw[op] == 0x8F and (insn.raw[op + 1] >> 3) & 7:
         return "an XOP encoding (AMD only)"
-    if op < len(insn.raw) and insn.raw[op] == 0x62:
-        return ""
     return ""
 
 

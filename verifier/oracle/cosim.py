@@ -13,7 +13,7 @@ import signal
 from dataclasses import dataclass, field
 
 from .. import replay as uc_replay
-from ..arch import Abi
+from ..arch import FP_CALLEE_SAVED, Abi
 from ..blob import Blob
 from ..exploration import Exploration, PathResult
 from . import concrete, host
@@ -155,7 +155,7 @@ def _final(arch: str, abi: Abi, r: Run) -> dict[str, int]:
             out[name] = v & vmask
     if arch == "x86_64":
         out["df"] = (r.regs.get("rflags", 0) >> 10) & 1
-    for name in ("mxcsr", "fpcw") if arch == "x86_64" else ("fpcr",):   # callee-saved FP control
+    for name in FP_CALLEE_SAVED[arch]:
         if name in r.regs:
             out[name] = r.regs[name]
     return out
@@ -179,6 +179,11 @@ def frame_breaks(r: uc_replay.Replay, abi: Abi) -> str:
             return f"the low {abi.vector_saved_bits} bits of {name} changed"
     if r.final_registers.get("df"):
         return "the direction flag is set after the return"
+    # the FP control state, seen only where the run read it back (the CPU oracle does; unicorn not)
+    for name, mask in FP_CALLEE_SAVED[abi.arch].items():
+        after, before = r.final_registers.get(name), r.entry_registers.get(name)
+        if after is not None and before is not None and (after ^ before) & mask:
+            return f"{name} is {after:#x} after the return, was {before:#x} (its control bits are callee-saved)"
     return ""
 
 
