@@ -17,6 +17,7 @@ from . import Candidate, Feedback, Task
 BASE = 0x400000
 _HEX_NOISE = re.compile(r"0x|\\x|[\s,]")
 _LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*)\s*:")
+_ONLY_LABEL = re.compile(r"\s*(?:[A-Za-z_.$][\w.$]*|\d+)\s*:\s*")
 
 
 class Hand:
@@ -116,8 +117,25 @@ def assemble(arch: str, text: str, where: str = "<asm>", base: int = BASE) -> by
         line, msg = _locate(ks, lines, base, e)
         raise BlobError(f"{where}:{line}: {msg}: {lines[line - 1].strip()!r}") from None
     if not code:
+        if any(ln.strip() and not _ONLY_LABEL.fullmatch(ln) for ln in lines):
+            # keystone answers some errors (an unknown shift name, say) with no code, no error
+            line = _silent(ks, lines, base)
+            raise BlobError(f"{where}:{line}: cannot assemble: {lines[line - 1].strip()!r}")
         raise BlobError(f"{where}: no instructions in the assembly text")
     return bytes(code)
+
+
+def _silent(ks, lines: list[str], base: int) -> int:
+    """The first instruction line whose prefix assembles to nothing (labels defined later stubbed)."""
+    labels = [m.group(1) for ln in lines if (m := _LABEL.match(ln))]
+    for k in range(1, len(lines) + 1):
+        if not lines[k - 1].strip() or _ONLY_LABEL.fullmatch(lines[k - 1]):
+            continue
+        defined = {m.group(1) for ln in lines[:k] if (m := _LABEL.match(ln))}
+        code, _ = ks.asm("\n".join(lines[:k] + [f"{lb}:" for lb in labels if lb not in defined]), base)
+        if not code:
+            return k
+    return len(lines)
 
 
 def _locate(ks, lines: list[str], base: int, err) -> tuple[int, str]:

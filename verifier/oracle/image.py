@@ -28,7 +28,11 @@ def assemble(arch: str, source: str, address: int) -> bytes:
         ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
     comment = "//" if arch == "aarch64" else ";"
     lines = [ln.split(comment)[0].rstrip() for ln in source.splitlines()]
-    code, _ = ks.asm("\n".join(hex_literals(ln) for ln in lines if ln.strip()), address)
+    text = [hex_literals(ln) for ln in lines if ln.strip()]
+    code, _ = ks.asm("\n".join(text), address)
+    if not code and any(not ln.strip().endswith(":") for ln in text):
+        # keystone answers some errors (an unknown shift name, say) with no code and no error
+        raise ValueError(f"keystone could not assemble: {source!r}")
     return bytes(code or b"")
 
 
