@@ -72,6 +72,8 @@ def test_hand_input_forms(tmp_path, capsys, monkeypatch, arch, form):
     ("x86_64", "lea eax, [rdi-1]\n\nfrob eax, edi\nret\n", 3),
     ("x86_64", "jmp done\nand eax, [[rdi]\ndone: ret\n", 2),
     ("aarch64", "sub w1, w0, #1\nand w0, w0, w1\nret x0, x1\n", 3),
+    # keystone answers an unknown shift name with no code and no error
+    ("aarch64", "top:\nsub w1, w0, #1\nmovk w1, #0x0101, lol #16\nret\n", 3),
 ])
 def test_malformed_assembly_names_the_line(tmp_path, capsys, arch, text, line):
     src = tmp_path / "bad.s"
