@@ -110,17 +110,18 @@ def assemble(arch: str, text: str, where: str = "<asm>", base: int = BASE) -> by
 
     ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64) if arch == "x86_64" \
         else keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
-    lines = [hex_literals(_strip(arch, ln)) for ln in text.splitlines()]   # keystone's radix bug
+    raw = text.splitlines()
+    lines = [hex_literals(_strip(arch, ln)) for ln in raw]   # keystone's radix bug
     try:
         code, _ = ks.asm("\n".join(lines), base)
     except keystone.KsError as e:
         line, msg = _locate(ks, lines, base, e)
-        raise BlobError(f"{where}:{line}: {msg}: {lines[line - 1].strip()!r}") from None
+        raise BlobError(f"{where}:{line}: {msg}: {raw[line - 1].strip()!r}") from None
     if not code:
         if any(ln.strip() and not _ONLY_LABEL.fullmatch(ln) for ln in lines):
             # keystone answers some errors (an unknown shift name, say) with no code, no error
             line = _silent(ks, lines, base)
-            raise BlobError(f"{where}:{line}: cannot assemble: {lines[line - 1].strip()!r}")
+            raise BlobError(f"{where}:{line}: cannot assemble: {raw[line - 1].strip()!r}")
         raise BlobError(f"{where}: no instructions in the assembly text")
     return bytes(code)
 
