@@ -227,9 +227,10 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
     avx = host.has_avx()
     todo: list[tuple[PathResult, dict, concrete.Concrete]] = []
     regs = {f"reg:{r}": t for r, t in ex.entry_registers.items() if t not in ex.symbols}
-    for p in paths:
-        terms = regs | {f"out:{k}": t for k, t in p.outputs.items()}
-        for model, known in sample.states(spec, ex, p, per, seed + p.index, terms):
+    sampler = sample.Sampler(spec, ex, paths, [regs | {f"out:{k}": t for k, t in p.outputs.items()} for p in paths],
+                             seed)
+    for i, p in enumerate(paths):
+        for model, known in sampler.states(i, per, seed + p.index):
             todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
     runs = run_many([c.state for _, _, c in todo])
     info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0}
