@@ -146,3 +146,32 @@ def test_an_aarch64_proof_is_cosimulated_under_qemu(tmp_path):
     r = json.loads(out.read_text())
     assert r["verdict"] == "proven", r["message"]
     assert r["cosim"]["oracle"] == "qemu" and r["cosim"]["states"] > 0 and r["cosim"]["mismatches"] == 0
+
+
+def test_a_stray_write_is_found_beside_the_writes_the_blob_may_make():
+    """The canary check compares whole stretches of a page: bytes of a writable array and of the stack
+    window may change, any other byte of a mapped page (a const array's, the canary around an array)
+    is a stray write, reported at its address."""
+    from verifier.oracle import concrete, cosim, initial_pages
+    from verifier.oracle.state import EntryState, Region, Run
+
+    arr, ro, sp = 0x10_0008, 0x10_0100, 0x20_0800
+    state = EntryState("aarch64", b"\x00" * 4, 0x40_0000, 0x40_0000,
+                       (Region(sp - 0x100, bytes(0x200)), Region(arr, bytes(20)), Region(ro, bytes(8), writable=False)),
+                       {"sp": sp}, 0x50_0000)
+    arrays = (concrete.Array("p", arr, 20, 32, 5, False), concrete.Array("q", ro, 8, 32, 2, True))
+    c = concrete.Concrete(state, {}, arrays, sp, 0x50_0000, (sp - 0x100, sp + 0x100))
+
+    def stray(*changes: int) -> list:
+        pages = {p: bytearray(b) for p, b in initial_pages(state).items()}
+        for a in changes:
+            pages[a & ~0xFFF][a & 0xFFF] ^= 0xFF
+        run = Run("qemu", "", returned=True, pages={p: bytes(b) for p, b in pages.items()})
+        return cosim._stray_writes("aarch64", c, run)
+
+    assert stray() == []
+    assert stray(arr, arr + 19, sp - 0x100, sp + 0xFF) == []
+    for bad in (arr - 1, arr + 20, ro, ro + 7, sp + 0x100, 0x10_0000, 0x10_0FFF):
+        got = stray(arr + 4, bad)
+        assert got and got[0][0] == "memory-safety" and f"{bad:#x}" in got[0][2], (hex(bad), got)
+    assert f"{arr + 20:#x}" in stray(arr + 40, arr + 20)[0][2]     # the first one in the page
