@@ -175,3 +175,39 @@ def test_a_stray_write_is_found_beside_the_writes_the_blob_may_make():
         got = stray(arr + 4, bad)
         assert got and got[0][0] == "memory-safety" and f"{bad:#x}" in got[0][2], (hex(bad), got)
     assert f"{arr + 20:#x}" in stray(arr + 40, arr + 20)[0][2]     # the first one in the page
+
+
+CLAMP = """(set-info :nverify-signature "int32_t f(int32_t x)")
+(define-fun post () Bool (= ret (ite (bvslt x #x00000000) #x00000000 x)))
+"""
+CLAMP_ASM = "mov eax, edi\ntest edi, edi\njns done\nxor eax, eax\ndone: ret"
+
+
+@NATIVE
+def test_every_path_runs_a_state_and_the_count_is_in_the_result(tmp_path):
+    spec = tmp_path / "clamp.smt"
+    spec.write_text(CLAMP)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", CLAMP_ASM), str(spec))
+    assert r["verdict"] == "proven", r["message"]
+    assert r["cosim"]["paths"] == {"returned": 2, "run": 2} and "uncovered" not in r["cosim"]
+    assert r["cosim"]["states"] == 8 and r["cosim"]["mismatches"] == 0
+
+
+@NATIVE
+def test_a_path_without_a_state_is_named_not_dropped(tmp_path, monkeypatch):
+    """The solver finds no state for one path (here: it is told to find none): the proof stands on the
+    other path's states, and the result says which path ran nothing."""
+    from verifier.oracle import sample
+
+    real = sample.Sampler.states
+    monkeypatch.setattr(sample.Sampler, "states", lambda self, i, n, seed: [] if i == 1 else real(self, i, n, seed))
+    spec = tmp_path / "clamp.smt"
+    spec.write_text(CLAMP)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", CLAMP_ASM), str(spec))
+    assert r["verdict"] == "proven", r["message"]
+    c = r["cosim"]
+    assert c["paths"] == {"returned": 2, "run": 1} and c["states"] == 4
+    assert c["uncovered"].startswith("1 of 2 returned paths ran no entry state"), c["uncovered"]
+    from reports.terminal import cosim_line
+
+    assert "4 entry states over 1 of 2 paths" in cosim_line(c) and "(paths 1)" in cosim_line(c)

@@ -10,6 +10,7 @@ is judged by unicorn's hooks (verifier/replay.py), and the record says so.
 from __future__ import annotations
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import replay as uc_replay
@@ -228,42 +229,77 @@ def _unicorn(blob, abi, ex, model, loop_bound, names, info: dict) -> OracleRepla
 DEFAULT_STATES = 8           # per proof, spread over the returned paths (at least one each)
 
 
+def shares(total: int, paths: int) -> list[int]:
+    """States per path: `total` spread evenly (the first paths take the remainder), at least one each."""
+    return [max(1, total // paths + (i < total % paths)) for i in range(paths)]
+
+
 def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT_STATES,
                seed: int = 0) -> dict:
     """Run entry states drawn from every returned path on the oracle and compare with the symbolic
     model: outputs, the frame (preserved registers, sp, DF), no fault, no stray write.
-    -> {"oracle", "cpu", "states", "mismatches", "mismatch": first difference in words}."""
-    from . import run_many, sample
+    -> {"oracle", "cpu", "states", "mismatches", "mismatch": first difference in words,
+        "paths": {"returned", "run"}, "uncovered": returned paths no state of which ran, in words}."""
+    from . import sample, start
 
     how = oracle_for(blob.arch)
     if how is None:
         return {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0, "available": False,
                 "note": f"no CPU oracle for {blob.arch} on this machine (unicorn only): not co-simulated"}
     paths = [p for p in ex.paths if p.status == "returned"]
-    per = max(1, -(-total // max(1, len(paths))))
-    avx = host.has_avx()
-    todo: list[tuple[PathResult, dict, concrete.Concrete]] = []
     regs = {f"reg:{r}": t for r, t in ex.entry_registers.items() if t not in ex.symbols}
     sampler = sample.Sampler(spec, ex, paths, [regs | {f"out:{k}": t for k, t in p.outputs.items()} for p in paths],
                              seed)
-    for i, p in enumerate(paths):
-        for model, known in sampler.states(i, per, seed + p.index):
-            todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
-    runs = run_many([c.state for _, _, c in todo])
-    info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0}
-    info["available"] = True
-    if not todo:
+    start(blob.arch)        # from this thread: a runner is forked outside the pool's thread
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nverify-oracle") as pool:
+        # The oracle runs one batch while the solver draws the next.
+        batches = [(todo, pool.submit(_run, todo)) for todo in _drawn(blob, abi, spec, ex, sampler, total, seed)]
+        info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0,
+                      "available": True}
+        ran: set[int] = set()
+        for todo, runs in batches:
+            for (p, model, c), r in zip(todo, runs.result(), strict=True):
+                if r.error:            # a state the oracle cannot lay out is not counted
+                    info.setdefault("setup_failed", f"path {p.index}: {r.error}")
+                    continue
+                info["states"] += 1
+                ran.add(p.index)
+                why = _compare(blob, abi, spec, ex, p, model, c, r)
+                if why:
+                    info["mismatches"] += 1
+                    info.setdefault("mismatch", f"path {p.index}: {why} (entry state: {_show(model, ex)})")
+    if not batches:
         info["setup_failed"] = "the solver found no entry state of any returned path in time"
-    for (p, model, c), r in zip(todo, runs, strict=True):
-        if r.error:            # a state the oracle cannot lay out is not counted
-            info.setdefault("setup_failed", f"path {p.index}: {r.error}")
-            continue
-        info["states"] += 1
-        why = _compare(blob, abi, spec, ex, p, model, c, r)
-        if why:
-            info["mismatches"] += 1
-            info.setdefault("mismatch", f"path {p.index}: {why} (entry state: {_show(model, ex)})")
+    info["paths"] = {"returned": len(paths), "run": len(ran)}
+    missed = [p.index for p in paths if p.index not in ran]
+    if missed:
+        info["uncovered"] = (f"{len(missed)} of {len(paths)} returned paths ran no entry state on the oracle "
+                             f"(paths {', '.join(map(str, missed[:8]))}{' …' if len(missed) > 8 else ''}): "
+                             "the solver found none in time, or the oracle could not lay them out")
     return info
+
+
+BATCH = 8                   # states handed to the oracle at a time, while the next ones are drawn
+
+
+def _drawn(blob: Blob, abi: Abi, spec, ex: Exploration, sampler, total: int, seed: int):
+    """Batches of (path, model and term values, concrete state), drawn path by path."""
+    avx = host.has_avx()
+    todo: list[tuple[PathResult, dict, concrete.Concrete]] = []
+    for i, (p, n) in enumerate(zip(sampler.paths, shares(total, len(sampler.paths)), strict=True)):
+        for model, known in sampler.states(i, n, seed + p.index):
+            todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
+            if len(todo) == BATCH:
+                yield todo
+                todo = []
+    if todo:
+        yield todo
+
+
+def _run(todo: list[tuple[PathResult, dict, concrete.Concrete]]) -> list[Run]:
+    from . import run_many
+
+    return run_many([c.state for _, _, c in todo])
 
 
 def _compare(blob, abi, spec, ex, path, model, c, r: Run) -> str:
