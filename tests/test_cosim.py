@@ -190,7 +190,7 @@ def test_every_path_runs_a_state_and_the_count_is_in_the_result(tmp_path):
     r = _prove(tmp_path, asm_file(tmp_path, "x86_64", CLAMP_ASM), str(spec))
     assert r["verdict"] == "proven", r["message"]
     assert r["cosim"]["paths"] == {"returned": 2, "run": 2} and "uncovered" not in r["cosim"]
-    assert r["cosim"]["states"] == 8 and r["cosim"]["mismatches"] == 0
+    assert r["cosim"]["states"] == 16 and r["cosim"]["mismatches"] == 0
 
 
 @NATIVE
@@ -206,8 +206,8 @@ def test_a_path_without_a_state_is_named_not_dropped(tmp_path, monkeypatch):
     r = _prove(tmp_path, asm_file(tmp_path, "x86_64", CLAMP_ASM), str(spec))
     assert r["verdict"] == "proven", r["message"]
     c = r["cosim"]
-    assert c["paths"] == {"returned": 2, "run": 1} and c["states"] == 4
+    assert c["paths"] == {"returned": 2, "run": 1} and c["states"] == 8
     assert c["uncovered"].startswith("1 of 2 returned paths ran no entry state"), c["uncovered"]
     from reports.terminal import cosim_line
 
-    assert "4 entry states over 1 of 2 paths" in cosim_line(c) and "(paths 1)" in cosim_line(c)
+    assert "8 entry states over 1 of 2 paths" in cosim_line(c) and "(paths 1)" in cosim_line(c)

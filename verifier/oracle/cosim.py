@@ -226,11 +226,16 @@ def _unicorn(blob, abi, ex, model, loop_bound, names, info: dict) -> OracleRepla
 
 # --- co-simulation of a PROVEN ---------------------------------------------------------------------
 
-DEFAULT_STATES = 8           # per proof, spread over the returned paths (at least one each)
+# The default budget: 16 states spread over the returned paths, and never fewer than one a path, so a
+# proof with more than 16 paths runs one state on each. A state costs 2-5 ms (solver model, oracle
+# run, comparison), a path of a proof tens of ms (exploration, obligations): one state a path keeps
+# a many-path proof within about a quarter more time, and a small proof gets 16 states for ~0.1 s.
+DEFAULT_STATES = 16
 
 
 def shares(total: int, paths: int) -> list[int]:
-    """States per path: `total` spread evenly (the first paths take the remainder), at least one each."""
+    """States per path: `total` spread evenly (the first paths take the remainder), at least one each;
+    max(total, paths) states in all."""
     return [max(1, total // paths + (i < total % paths)) for i in range(paths)]
 
 
