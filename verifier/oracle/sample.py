@@ -63,7 +63,8 @@ class Sampler:
         # assumption, never a state off the path.
         self.bound = [shared | _mentioned(" ".join([p.pc, *t.values()]), self.names)
                       for p, t in zip(paths, terms, strict=True)]
-        self.free = [n for n, w in self.names.items() if not smt.is_array(w) and n not in _fixed(ex)]
+        self.scalars = [n for n, w in self.names.items() if not smt.is_array(w)]
+        self.free = [n for n in self.scalars if n not in _fixed(ex)]
 
     def states(self, i: int, count: int, seed: int) -> list[tuple[dict[str, int], dict[str, int]]]:
         """Up to `count` models of path `i` (fewer if the solver cannot find them in time), each with
@@ -77,10 +78,22 @@ class Sampler:
             model = self._solve(i, {n: v for n, v in wish.items() if n in bound and self._allowed(n, v)})
             if model is None:
                 break
-            values = {n: wish[n] if n in wish and n not in bound else
-                      model.eval(self.decl[n], model_completion=True).as_long()
-                      for n, w in self.names.items() if not smt.is_array(w)}
+            values = self._read(model, [n for n in self.scalars if n not in wish or n in bound])
+            values.update((n, v) for n, v in wish.items() if n not in bound)
             out.append((values, {k: _int(model.eval(e, model_completion=True)) for k, e in self.terms[i]}))
+        return out
+
+    def _read(self, model: z3.ModelRef, names: list[str]) -> dict[str, int]:
+        """The model's values of `names` (0 where it leaves one open), read in one evaluation of their
+        concatenation."""
+        if not names:
+            return {}
+        whole = model.eval(z3.Concat(*(self.decl[n] for n in names)) if len(names) > 1 else self.decl[names[0]],
+                           model_completion=True).as_long()
+        out = {}
+        for n in reversed(names):
+            out[n] = whole & ((1 << self.names[n]) - 1)
+            whole >>= self.names[n]
         return out
 
     def _allowed(self, name: str, value: int) -> bool:
@@ -94,7 +107,7 @@ class Sampler:
         s = self.solver
         eqs = {}
         for n, v in wish.items():
-            eq = self.decl[n] == z3.BitVecVal(v, self.decl[n].size())
+            eq = _equal(self.decl[n], v)
             eqs[eq.get_id()] = eq
         for _ in range(8):
             r = s.check(self.lits[i], *eqs.values())
@@ -105,6 +118,14 @@ class Sampler:
             for c in s.unsat_core():
                 eqs.pop(c.get_id(), None)
         return s.model() if s.check(self.lits[i]) == z3.sat else None
+
+
+def _equal(x: z3.BitVecRef, v: int) -> z3.BoolRef:
+    """x = v, built through the C API: z3's operators coerce and check each argument, a third of a
+    state's time once there are many."""
+    ctx = x.ctx
+    num = z3.Z3_mk_numeral(ctx.ref(), str(v), z3.Z3_get_sort(ctx.ref(), x.as_ast()))
+    return z3.BoolRef(z3.Z3_mk_eq(ctx.ref(), x.as_ast(), num), ctx)
 
 
 def _unary(fs: list[z3.BoolRef]) -> dict[str, list[Fn]]:
