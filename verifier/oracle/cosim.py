@@ -229,7 +229,7 @@ def _unicorn(blob, abi, ex, model, loop_bound, names, info: dict) -> OracleRepla
 # The default budget: 16 states spread over the returned paths, and never fewer than one a path, so a
 # proof with more than 16 paths runs one state on each. A state costs 2-5 ms (solver model, oracle
 # run, comparison), a path of a proof tens of ms (exploration, obligations): one state a path keeps
-# a many-path proof within about a quarter more time, and a small proof gets 16 states for ~0.1 s.
+# a many-path proof within about a quarter more time, and a small proof gets 16 states for ~0.2 s.
 DEFAULT_STATES = 16
 
 
