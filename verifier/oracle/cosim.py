@@ -251,11 +251,13 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
     if how is None:
         return {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0, "available": False,
                 "note": f"no CPU oracle for {blob.arch} on this machine (unicorn only): not co-simulated"}
+    # From this thread (a runner is not forked from the pool's), and first: qemu starts up while
+    # the solver is set up.
+    start(blob.arch)
     paths = [p for p in ex.paths if p.status == "returned"]
     regs = {f"reg:{r}": t for r, t in ex.entry_registers.items() if t not in ex.symbols}
     sampler = sample.Sampler(spec, ex, paths, [regs | {f"out:{k}": t for k, t in p.outputs.items()} for p in paths],
                              seed)
-    start(blob.arch)        # from this thread: a runner is forked outside the pool's thread
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nverify-oracle") as pool:
         # The oracle runs one batch while the solver draws the next.
         batches = [(todo, pool.submit(_run, todo)) for todo in _drawn(blob, abi, spec, ex, sampler, total, seed)]
