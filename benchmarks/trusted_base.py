@@ -174,7 +174,10 @@ COSIM_NOTES = """Every PROVEN is co-simulated: 16 entry states by default, sprea
 at least one on each, so a many-path proof runs one state a path (docs/cli.md, `--cosim N`).
 Medians of alternate runs (`python3 benchmarks/trusted_base.py --cosim-only`) of the same
 proof with `--cosim 0` and with the default; *paths* and *states* are those of the default
-run. The target is at most about a quarter more time.
+run. The target is at most about a quarter more time. What is left is the solver (about a
+millisecond a check, one to three checks a state) and, under qemu-aarch64, qemu itself: it
+starts in 60-100 ms and forks once per state (5-10 ms here), which a proof of under a second
+feels most; the oracle runs one batch while the solver draws the next (docs/oracle.md, Cost).
 """
 
 
