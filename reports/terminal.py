@@ -53,7 +53,12 @@ def cosim_line(c: dict[str, Any]) -> str:
     if not c.get("states"):
         return "co-simulation: " + (c.get("note") or "no state could be run on the oracle")
     where = f"the CPU ({c.get('cpu')})" if c.get("oracle") == "native" else c.get("cpu") or c.get("oracle")
-    return f"co-simulated on {where}: {c['states']} entry states, {c.get('mismatches', 0)} mismatches"
+    paths = c.get("paths") or {}
+    run, returned = paths.get("run", 0), paths.get("returned", 0)
+    over = f" over {run} of {returned} paths" if run < returned else \
+        f" over all {returned} paths" if returned > 1 else " on its one path" if returned else ""
+    line = f"co-simulated on {where}: {c['states']} entry states{over}, {c.get('mismatches', 0)} mismatches"
+    return line + (f"; {c['uncovered']}" if c.get("uncovered") else "")
 
 
 def replayed_on(cex: dict[str, Any]) -> str:

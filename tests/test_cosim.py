@@ -146,3 +146,68 @@ def test_an_aarch64_proof_is_cosimulated_under_qemu(tmp_path):
     r = json.loads(out.read_text())
     assert r["verdict"] == "proven", r["message"]
     assert r["cosim"]["oracle"] == "qemu" and r["cosim"]["states"] > 0 and r["cosim"]["mismatches"] == 0
+
+
+def test_a_stray_write_is_found_beside_the_writes_the_blob_may_make():
+    """The canary check compares whole stretches of a page: bytes of a writable array and of the stack
+    window may change, any other byte of a mapped page (a const array's, the canary around an array)
+    is a stray write, reported at its address."""
+    from verifier.oracle import concrete, cosim, initial_pages
+    from verifier.oracle.state import EntryState, Region, Run
+
+    arr, ro, sp = 0x10_0008, 0x10_0100, 0x20_0800
+    state = EntryState("aarch64", b"\x00" * 4, 0x40_0000, 0x40_0000,
+                       (Region(sp - 0x100, bytes(0x200)), Region(arr, bytes(20)), Region(ro, bytes(8), writable=False)),
+                       {"sp": sp}, 0x50_0000)
+    arrays = (concrete.Array("p", arr, 20, 32, 5, False), concrete.Array("q", ro, 8, 32, 2, True))
+    c = concrete.Concrete(state, {}, arrays, sp, 0x50_0000, (sp - 0x100, sp + 0x100))
+
+    def stray(*changes: int) -> list:
+        pages = {p: bytearray(b) for p, b in initial_pages(state).items()}
+        for a in changes:
+            pages[a & ~0xFFF][a & 0xFFF] ^= 0xFF
+        run = Run("qemu", "", returned=True, pages={p: bytes(b) for p, b in pages.items()})
+        return cosim._stray_writes("aarch64", c, run)
+
+    assert stray() == []
+    assert stray(arr, arr + 19, sp - 0x100, sp + 0xFF) == []
+    for bad in (arr - 1, arr + 20, ro, ro + 7, sp + 0x100, 0x10_0000, 0x10_0FFF):
+        got = stray(arr + 4, bad)
+        assert got and got[0][0] == "memory-safety" and f"{bad:#x}" in got[0][2], (hex(bad), got)
+    assert f"{arr + 20:#x}" in stray(arr + 40, arr + 20)[0][2]     # the first one in the page
+
+
+CLAMP = """(set-info :nverify-signature "int32_t f(int32_t x)")
+(define-fun post () Bool (= ret (ite (bvslt x #x00000000) #x00000000 x)))
+"""
+CLAMP_ASM = "mov eax, edi\ntest edi, edi\njns done\nxor eax, eax\ndone: ret"
+
+
+@NATIVE
+def test_every_path_runs_a_state_and_the_count_is_in_the_result(tmp_path):
+    spec = tmp_path / "clamp.smt"
+    spec.write_text(CLAMP)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", CLAMP_ASM), str(spec))
+    assert r["verdict"] == "proven", r["message"]
+    assert r["cosim"]["paths"] == {"returned": 2, "run": 2} and "uncovered" not in r["cosim"]
+    assert r["cosim"]["states"] == 16 and r["cosim"]["mismatches"] == 0
+
+
+@NATIVE
+def test_a_path_without_a_state_is_named_not_dropped(tmp_path, monkeypatch):
+    """The solver finds no state for one path (here: it is told to find none): the proof stands on the
+    other path's states, and the result says which path ran nothing."""
+    from verifier.oracle import sample
+
+    real = sample.Sampler.states
+    monkeypatch.setattr(sample.Sampler, "states", lambda self, i, n, seed: [] if i == 1 else real(self, i, n, seed))
+    spec = tmp_path / "clamp.smt"
+    spec.write_text(CLAMP)
+    r = _prove(tmp_path, asm_file(tmp_path, "x86_64", CLAMP_ASM), str(spec))
+    assert r["verdict"] == "proven", r["message"]
+    c = r["cosim"]
+    assert c["paths"] == {"returned": 2, "run": 1} and c["states"] == 8
+    assert c["uncovered"].startswith("1 of 2 returned paths ran no entry state"), c["uncovered"]
+    from reports.terminal import cosim_line
+
+    assert "8 entry states over 1 of 2 paths" in cosim_line(c) and "(paths 1)" in cosim_line(c)

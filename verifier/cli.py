@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--jobs", type=_count, help="solver worker processes (default: number of cores)")
     pr.add_argument("--timeout", type=_positive, default=60.0, help="seconds per obligation (default 60)")
     pr.add_argument("--cosim", type=_cosim_count, default=None, metavar="N",
-                    help="entry states a PROVEN is co-simulated with on the CPU (default 16; 0: off)")
+                    help="entry states a PROVEN is co-simulated with on the CPU, spread over its paths, at least "
+                    "one each (default 16; 0: off)")
     pr.add_argument("--cache", metavar="DIR", default=os.environ.get("NVERIFY_CACHE"),
                     help="keep proven obligations in DIR, keyed by the query's hash, and reuse them "
                          "(default: $NVERIFY_CACHE, else off; keep DIR private: an entry is trusted)")

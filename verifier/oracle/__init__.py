@@ -14,7 +14,8 @@ from .host import available, cpu_name
 from .layout import region_pages
 from .state import EntryState, Region, Run, StateError
 
-__all__ = ["EntryState", "Region", "Run", "StateError", "available", "cpu_name", "initial_pages", "run", "run_many"]
+__all__ = ["EntryState", "Region", "Run", "StateError", "available", "cpu_name", "initial_pages", "run", "run_many",
+           "start"]
 
 GRACE = {"native": 5.0, "qemu": 20.0}       # on top of the blob's time: startup and copying pages
 
@@ -22,6 +23,14 @@ GRACE = {"native": 5.0, "qemu": 20.0}       # on top of the blob's time: startup
 def initial_pages(state: EntryState) -> dict[int, bytes]:
     """The bytes every page of the state's regions holds before the blob runs (compare Run.pages)."""
     return {p: bytes(b) for p, b in region_pages(state).items()}
+
+
+def start(arch: str) -> None:
+    """Start the runner for `arch` now, if the oracle can run it here (run_many starts it when
+    needed; co-simulation starts it before it hands batches to a thread)."""
+    how = available(arch)
+    if how is not None:
+        process.started(arch, how)
 
 
 def run(state: EntryState, timeout: float = 5.0) -> Run:

@@ -162,8 +162,9 @@ def check(h: Harness, form: Form | None, states: int, seed: int = 0) -> FormRun:
     names = {**ex.symbols, **spec.names}
     regs = _entry_fns(ex, names)
     todo = []
+    sampler = sample.Sampler(spec, ex, [path for path, _ in cases], [{} for _ in cases], seed * 7919)
     for k, (path, faults) in enumerate(cases):
-        for model, _ in sample.states(spec, ex, path, per, seed * 7919 + k, {}):
+        for model, _ in sampler.states(k, per, seed * 7919 + k):
             known = {f"reg:{r}": f(model) for r, f in regs.items()}
             todo.append((path, faults, model, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
     runs = run_many([c.state for *_, c in todo])

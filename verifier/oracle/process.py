@@ -126,14 +126,25 @@ _runners: dict[str, Runner] = {}
 _lock = threading.Lock()
 
 
+def started(arch: str, how: str) -> Runner:
+    """The runner for `arch`, started if there is none (or it died, or belongs to a parent process)."""
+    with _lock:
+        return _runner(arch, how)
+
+
+def _runner(arch: str, how: str) -> Runner:
+    r = _runners.get(arch)
+    if r is None or not r.alive() or r.owner != os.getpid():
+        r = _runners[arch] = Runner(arch, how)
+    return r
+
+
 def call(arch: str, how: str, build: Callable[[Runner], list[Request]], seconds: float
          ) -> tuple[Runner, list[Request], list[bytes | None]]:
     """Run requests on the (possibly new) runner for `arch`: `build(runner)` makes them (they need
     the runner's base and landing address). Serialised: a runner serves one caller at a time."""
     with _lock:
-        r = _runners.get(arch)
-        if r is None or not r.alive() or r.owner != os.getpid():
-            r = _runners[arch] = Runner(arch, how)
+        r = _runner(arch, how)
         reqs = build(r)
         expects = [wire.PAGE + sum(len(m.data) for m in req.maps) for req in reqs]
         return r, reqs, r.call(b"".join(req.data for req in reqs), expects, seconds)

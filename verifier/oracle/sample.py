@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 
 import z3
 
 from .. import names, smt
+from ..evaluate import Fn, NotCompilable, compile_terms
 from ..exploration import Exploration, PathResult
 from ..obligations import _array_links
 from ..spec import Spec
@@ -24,40 +26,127 @@ EDGES = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x800000
          0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF)
 CHECK_MS = 2000
 LITERAL = re.compile(r"#x([0-9a-fA-F]+)|\(_ bv(\d+) (\d+)\)")
+SYMBOL = re.compile(r"\|([^|]*)\||([^\s()|]+)")
 
 
-def states(spec: Spec, ex: Exploration, path: PathResult, count: int, seed: int,
-           terms: dict[str, str]) -> list[tuple[dict[str, int], dict[str, int]]]:
-    """Up to `count` models of the path (fewer if the solver cannot find them in time), each with
-    the values of `terms` (SMT-LIB text, parsed once) in it."""
-    links, internal = _array_links(ex)
-    names = {**internal, **ex.symbols, **spec.names}
-    base = smt.parse_asserts("".join(f"(assert {f})\n" for f in (*ex.assumptions, *links, spec.pre, path.pc,
-                                                                 *_placement(ex))), names)
-    s = z3.Solver()
-    s.set("timeout", CHECK_MS)
-    s.set("random_seed", seed)
-    s.add(*base)
-    decl = smt.declarations(names)
-    keys = list(terms)
-    exprs = [f.arg(0) for f in smt.parse_asserts("".join(f"(assert (= {terms[k]} {terms[k]}))\n" for k in keys),
-                                                 names)] if keys else []
-    free = [n for n, w in names.items() if not smt.is_array(w) and n not in _fixed(ex)]
-    # Names no constraint mentions take their wish as is; only the others are the solver's business.
-    bound = set().union(*(smt.free_names(f) for f in base))
-    literals = _literals(path)
-    rng = random.Random(seed)
-    out: list[tuple[dict[str, int], dict[str, int]]] = []
-    for k in range(count):
-        wish = {n: _wish(rng, names[n], literals, k) for n in free}
-        model = _solve(s, decl, {n: v for n, v in wish.items() if n in bound}, rng)
-        if model is None:
-            break
-        for n in wish.keys() - bound:
-            model.update_value(decl[n], z3.BitVecVal(wish[n], decl[n].size()))
-        values = {k: _int(model.eval(e, model_completion=True)) for k, e in zip(keys, exprs, strict=True)}
-        out.append((_values(model, decl, names), values))
+class Sampler:
+    """Entry states for the paths of one exploration. Everything the paths share is done once: the
+    names are declared and every formula and term is parsed in one call, and one solver holds the
+    entry assumptions, pre and the placement, with each path's condition behind a literal of its
+    own that a check assumes."""
+
+    def __init__(self, spec: Spec, ex: Exploration, paths: Sequence[PathResult],
+                 terms: Sequence[dict[str, str]], seed: int) -> None:
+        links, internal = _array_links(ex)
+        self.names = {**internal, **ex.symbols, **spec.names}
+        common = (*ex.assumptions, *links, spec.pre, *_placement(ex))
+        keys = [list(t) for t in terms]
+        text = "".join(f"(assert {f})\n" for f in (*common, *(p.pc for p in paths)))
+        text += "".join(f"(assert (= {t[k]} {t[k]}))\n" for t in terms for k in t)
+        parsed = smt.parse_asserts(text, self.names)
+        self.decl = smt.declarations(self.names)
+        self.solver = z3.Solver()
+        self.solver.set("timeout", CHECK_MS)
+        self.solver.set("random_seed", seed)
+        self.solver.set("smt.relevancy", 0)        # about a tenth less a check; a model still satisfies all
+        self.solver.add(*parsed[:len(common)])
+        self.unary = _unary(parsed[:len(common)])
+        self.lits = [z3.Bool(f"path.{i}") for i in range(len(paths))]
+        for lit, pc in zip(self.lits, parsed[len(common):len(common) + len(paths)], strict=True):
+            self.solver.add(z3.Implies(lit, pc))
+        flat = iter(f.arg(0) for f in parsed[len(common) + len(paths):])
+        self.terms = [[(k, next(flat)) for k in ks] for ks in keys]
+        self.paths = list(paths)
+        shared = _mentioned(" ".join(common), self.names)
+        # Names no constraint or term mentions take their wish as is; the others are the solver's
+        # business. Mentioned is read off the text: a name that only looks mentioned costs an
+        # assumption, never a state off the path.
+        self.bound = [shared | _mentioned(" ".join([p.pc, *t.values()]), self.names)
+                      for p, t in zip(paths, terms, strict=True)]
+        self.scalars = [n for n, w in self.names.items() if not smt.is_array(w)]
+        self.free = [n for n in self.scalars if n not in _fixed(ex)]
+
+    def states(self, i: int, count: int, seed: int) -> list[tuple[dict[str, int], dict[str, int]]]:
+        """Up to `count` models of path `i` (fewer if the solver cannot find them in time), each with
+        the values of the path's terms in it."""
+        path, bound = self.paths[i], self.bound[i]
+        literals = _literals(path)
+        rng = random.Random(seed)
+        out: list[tuple[dict[str, int], dict[str, int]]] = []
+        for k in range(count):
+            wish = {n: _wish(rng, self.names[n], literals, k) for n in self.free}
+            model = self._solve(i, {n: v for n, v in wish.items() if n in bound and self._allowed(n, v)})
+            if model is None:
+                break
+            values = self._read(model, [n for n in self.scalars if n not in wish or n in bound])
+            values.update((n, v) for n, v in wish.items() if n not in bound)
+            out.append((values, {k: _int(model.eval(e, model_completion=True)) for k, e in self.terms[i]}))
+        return out
+
+    def _read(self, model: z3.ModelRef, names: list[str]) -> dict[str, int]:
+        """The model's values of `names` (0 where it leaves one open), read in one evaluation of their
+        concatenation."""
+        if not names:
+            return {}
+        whole = model.eval(z3.Concat(*(self.decl[n] for n in names)) if len(names) > 1 else self.decl[names[0]],
+                           model_completion=True).as_long()
+        out = {}
+        for n in reversed(names):
+            out[n] = whole & ((1 << self.names[n]) - 1)
+            whole >>= self.names[n]
+        return out
+
+    def _allowed(self, name: str, value: int) -> bool:
+        """False if a constraint on `name` alone rules `value` out (mxcsr's reserved bits, say): the
+        solver would drop that wish anyway, at the price of a check."""
+        return all(f({name: value}) for f in self.unary.get(name, ()))
+
+    def _solve(self, i: int, wish: dict[str, int]) -> z3.ModelRef | None:
+        """A model of path `i` keeping the wishes the solver allows: each is an assumption, and those
+        in an unsat core are dropped until the rest are satisfiable (or none are left)."""
+        s = self.solver
+        eqs = {}
+        for n, v in wish.items():
+            eq = _equal(self.decl[n], v)
+            eqs[eq.get_id()] = eq
+        for _ in range(8):
+            r = s.check(self.lits[i], *eqs.values())
+            if r == z3.sat:
+                return s.model()
+            if r != z3.unsat or not eqs:
+                break
+            for c in s.unsat_core():
+                eqs.pop(c.get_id(), None)
+        return s.model() if s.check(self.lits[i]) == z3.sat else None
+
+
+def _equal(x: z3.BitVecRef, v: int) -> z3.BoolRef:
+    """x = v, built through the C API (z3's `==` coerces and checks both sides in several Python
+    calls: about a tenth of sampling's time on sort5)."""
+    ctx = x.ctx
+    num = z3.Z3_mk_numeral(ctx.ref(), str(v), z3.Z3_get_sort(ctx.ref(), x.as_ast()))
+    return z3.BoolRef(z3.Z3_mk_eq(ctx.ref(), x.as_ast(), num), ctx)
+
+
+def _unary(fs: list[z3.BoolRef]) -> dict[str, list[Fn]]:
+    """The conjuncts of `fs` that read one name, compiled, by that name (those the evaluator does
+    not model are left to the solver)."""
+    out: dict[str, list[Fn]] = {}
+    for f in fs:
+        for c in smt.conjuncts(f):
+            read: set[str] = set()
+            try:
+                fn = compile_terms([c], read)[0]
+            except NotCompilable:
+                continue
+            if len(read) == 1:
+                out.setdefault(read.pop(), []).append(fn)
     return out
+
+
+def _mentioned(text: str, names: dict[str, int]) -> set[str]:
+    """The declared names among the symbols of SMT-LIB `text` (|quoted| or not)."""
+    return {m.group(1) if m.group(1) is not None else m.group(2) for m in SYMBOL.finditer(text)} & names.keys()
 
 
 def _fixed(ex: Exploration) -> set[str]:
@@ -116,36 +205,6 @@ def _wish(rng: random.Random, width: int, literals: dict[int, list[int]], k: int
     if k % 3 == 2:
         return rng.choice(EDGES) & ((1 << width) - 1)
     return rng.getrandbits(width)
-
-
-def _solve(s: z3.Solver, decl: dict, wish: dict[str, int], rng: random.Random) -> z3.ModelRef | None:
-    """A model keeping the wishes the solver allows: each is an assumption literal, and those in an
-    unsat core are dropped until the rest are satisfiable (or none are left)."""
-    s.push()
-    lits = {}
-    for i, n in enumerate(wish):
-        lits[f"wish.{i}"] = z3.Bool(f"wish.{i}")
-        s.add(z3.Implies(lits[f"wish.{i}"], decl[n] == z3.BitVecVal(wish[n], decl[n].size())))
-    try:
-        for _ in range(8):
-            r = s.check(*lits.values())
-            if r == z3.sat:
-                return s.model()
-            if r != z3.unsat or not lits:
-                break
-            core = {c.decl().name() for c in s.unsat_core()}
-            lits = {k: v for k, v in lits.items() if k not in core}
-        return s.model() if s.check() == z3.sat else None
-    finally:
-        s.pop()
-
-
-def _values(model: z3.ModelRef, decl: dict, names: dict) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for n, w in names.items():
-        if not smt.is_array(w):
-            out[n] = model.eval(decl[n], model_completion=True).as_long()
-    return out
 
 
 def _int(v: z3.ExprRef) -> int:
