@@ -48,6 +48,12 @@ def stack_offset(symbol: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def rodata(n: int) -> str:
+    """The symbol of the address the linker gives the unit's read-only region `n`, also its
+    region's key in the machine model (verifier/rodata.py)."""
+    return machine(f"ro.{n}")
+
+
 def stack_pointer(arch: str) -> str:
     return register("rsp" if arch == "x86_64" else "sp")
 

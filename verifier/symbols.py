@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import rodata
 from .blob import Blob
-from .errors import BlobError
+from .errors import BlobError, UnsupportedError
 from .relocs import Reloc, check_relocations
 
 # What a symbol is, as far as binding and extents care.
@@ -37,6 +38,13 @@ class Section:
     content: bytes
     executable: bool
     writable: bool = True     # unknown counts as writable: only data known read-only may be trusted
+    # Read-only data a function of the same object may take into its verified unit
+    # (verifier/rodata.py): known allocated, read-only, not executable, in no COMDAT group and
+    # not a string-merging section. `piece`: the entity size of a constant-merging section
+    # (SHF_MERGE), whose entities the linker may deduplicate one by one; 0 otherwise.
+    rodata: bool = False
+    align: int = 1
+    piece: int = 0
 
     @property
     def end(self) -> int:
@@ -93,10 +101,23 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     if len(code) != ext.end - ext.start:
         raise BlobError(f"{path}: symbol {sym.name!r} extends past its section: truncated file?")
     space = sec.key if obj.relocatable else None
-    check_relocations(path, obj.display(sym.name), obj.relocations, space, ext.start, ext.end)
     base = obj.bias + ext.start
-    return Blob(code=code, arch=obj.arch, base=base, entry=base, name=sym.name, source=path, fmt=obj.fmt,
-                section=sec.name, offset=ext.start - sec.start, extent_note=ext.note)
+    fn = obj.display(sym.name)
+    regions: tuple[rodata.RoData, ...] = ()
+    fixups: tuple[rodata.Fixup, ...] = ()
+    rest = obj.relocations
+    if obj.relocatable:
+        regions, fixups, rest = rodata.collect(path, fn, obj.arch, code, obj.relocations, space,
+                                               ext.start, ext.end, base)
+    check_relocations(path, fn, rest, space, ext.start, ext.end)
+    blob = Blob(code=code, arch=obj.arch, base=base, entry=base, name=sym.name, source=path, fmt=obj.fmt,
+                section=sec.name, offset=ext.start - sec.start, extent_note=ext.note,
+                rodata=regions, fixups=fixups)
+    try:
+        blob.image     # noqa: B018 - linked for the placeholder layout once, here, to refuse early
+    except rodata.LinkError as e:
+        raise UnsupportedError(f"{path}: {fn}: its read-only data cannot be laid out near it: {e}") from None
+    return blob
 
 
 def is_function(sym: Symbol) -> bool:

@@ -23,6 +23,8 @@ from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
 from .isa import corrections
 from .machine import BV, STACK, Memory, RegisterFile, bv, split_base
+from .relocated import Relocated
+from .rodata import Fixup
 from .spec import Spec
 from .vexsem import semantics
 
@@ -349,6 +351,8 @@ class Explorer:
         self._sat: _Feasibility | None = None
         self.merges = 0
         self._decisions: dict[int, isa.Decision] = {}
+        self.relocated = Relocated(blob, self.state.bases)
+        self._fixup: Fixup | None = None     # the relocation in the instruction being executed
         self.optimised = 0      # blocks run on VEX's optimised IR (it kept every effect: _lift)
         self._fresh = 0
         arch = self.state.arch
@@ -383,6 +387,7 @@ class Explorer:
             arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const, a.count) for a in self.state.arrays),
             return_address=smt_bridge.to_text(self.state.ret_addr),
             merges=self.merges,
+            rodata=_windows(self.blob),
         )
 
     # Scheduling and state merging. The queue holds every path not yet finished, each stopped at
@@ -436,7 +441,7 @@ class Explorer:
             # instruction by instruction (`_effects`): then it is the same computation, smaller.
             # A block with an instruction nverify corrects stays unoptimised whatever: the optimiser
             # would fold a later condition straight from VEX's flag values, around the correction.
-            code, size = self.blob.code[off:], self.blob.size - off
+            code, size = self.blob.image[off:], self.blob.size - off
             irsb = pyvex.lift(code, addr, self.state.arch, opt_level=0, max_bytes=size)
             if not any(self._corrected(st.addr, st.len) for st in irsb.statements
                        if isinstance(st, pyvex.stmt.IMark)):
@@ -454,7 +459,10 @@ class Explorer:
         lifts keep in place (`_effects`)."""
         d = self._decision(addr, length)
         f = d.form
-        return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align")
+        # a relocated instruction's value is replaced after it (verifier/relocated.py): the
+        # optimiser must not fold it into the next instruction first
+        return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align") \
+            or bool(self.relocated.at(addr, length or 1))
 
     def _decision(self, addr: int, length: int | None) -> isa.Decision:
         """The verified instruction set's word on the instruction at addr, once per exploration
@@ -477,6 +485,8 @@ class Explorer:
                 return claripy.Extract(off * 8 + 7, off * 8, ra)
             return bv(names.stack_byte(off), 8)
         init[STACK] = stack_byte
+        for n, ro in enumerate(self.blob.rodata):
+            init[names.rodata(n)] = functools.partial(_data_byte, ro.data)
         return init
 
     # --- callbacks from the engine ---------------------------------------------------------
@@ -504,7 +514,27 @@ class Explorer:
                        "the loop does end, raise it with (set-info :nverify-loop-bound N)")
         d = self._decisions[addr]
         assert d.form is not None and d.insn is not None
+        self._fixup = self._relocation(d.insn)
         path.insn = (d.form, d.insn, corrections.before(d.form, d.insn, self.ctx(path)))
+
+    def _shown(self, region: str) -> str:
+        """A read-only region by the section it holds."""
+        n = int(region.rsplit(".", 1)[1])
+        return self.blob.rodata[n].name
+
+    def _named(self, region: str) -> str:
+        return region if region in self.state.arrays_by_name else f"read-only data {self._shown(region)}"
+
+    def _relocation(self, insn: isa.Insn) -> Fixup | None:
+        """The relocation to read-only data this instruction holds, checked to feed what its type
+        says (verifier/relocated.py); an instruction it cannot model ends the path unknown."""
+        fixups = self.relocated.at(insn.addr, insn.size)
+        if not fixups:
+            return None
+        why = self.relocated.problem(insn)
+        if why is not None:
+            raise _End("unsupported-instruction", why)
+        return fixups[0]
 
     def _judge(self, path: _Path, addr: int, length: int | None) -> None:
         """The verified instruction set's word on the instruction at addr, before any of it runs:
@@ -525,6 +555,15 @@ class Explorer:
         form, insn, captured = path.insn
         path.insn = None
         corrections.after(form, insn, self.ctx(path), captured)
+        self._fixup = None
+        fixups = self.relocated.at(insn.addr, insn.size)
+        if fixups and insn.mnemonic in ("lea", "adr", "adrp", "add"):
+            off, size = self.reg_slot(insn.regs[0])
+            value = self.relocated.value(fixups[0], path.regs.get(off, size))
+            if value is None:
+                raise _End("unsupported-instruction", f"{insn.text()} at {insn.addr:#x}: its relocated value "
+                           "is not the address the relocation gives")
+            path.regs.put(off, value)
 
     def divide_overflow(self, path: _Path, op: str, args):
         """x86 div/idiv fault (#DE) when the quotient does not fit the operand size; VEX only checks
@@ -649,6 +688,8 @@ class Explorer:
     # --- memory ----------------------------------------------------------------------------
 
     def load(self, path: _Path, addr: BV, n: int) -> BV:
+        if self._fixup is not None:
+            addr = self.relocated.address(self._fixup, addr)
         self._check_alignment(path, addr, n)
         placed = self._place(path, addr, n, write=False)
         region, off, cands = placed
@@ -658,6 +699,8 @@ class Explorer:
 
     def store(self, path: _Path, addr: BV, data: BV) -> None:
         n = data.size() // 8
+        if self._fixup is not None:
+            addr = self.relocated.address(self._fixup, addr)
         self._check_alignment(path, addr, n)
         region, off, cands = self._place(path, addr, n, write=True)
         if cands is None:
@@ -693,7 +736,9 @@ class Explorer:
             return self._place_stack(path, addr, off, n, what)
         r = self.state.regions[region]
         if write and not r.writable:
-            msg = f"the instruction at {self._current:#x} writes to const array {region}"
+            what = f"read-only data {self._shown(region)}" if region not in self.state.arrays_by_name \
+                else f"const array {region}"
+            msg = f"the instruction at {self._current:#x} writes to {what}"
             self._violate(path, "memory-safety", self._current, msg, claripy.true())
             raise _End("violation", msg)
         inside = claripy.ULE(off, r.size - n) if r.size >= n else claripy.false()
@@ -708,10 +753,11 @@ class Explorer:
             if inside.is_true():
                 return region, off.concrete_value, None
             msg = (f"the instruction at {self._current:#x} {what}s {n} bytes at {region} + "
-                   f"{_signed(off.concrete_value)}, outside {region} ({r.size} bytes)")
+                   f"{_signed(off.concrete_value)}, outside {self._named(region)} ({r.size} bytes)")
             self._violate(path, "memory-safety", self._current, msg, claripy.true())
             raise _End("violation", msg)
-        msg = f"the instruction at {self._current:#x} may {what} {n} bytes outside {region} ({r.size} bytes)"
+        msg = (f"the instruction at {self._current:#x} may {what} {n} bytes outside {self._named(region)} "
+               f"({r.size} bytes)")
         self._assume(path, inside, "memory-safety", msg)
         return region, off, range(0, r.size - n + 1)
 
@@ -998,6 +1044,18 @@ def _merge(a: _Path, b: _Path, prefix: list, guard: claripy.ast.Bool) -> _Path:
 def _element_byte(elems: list[BV], width: int, off: int) -> BV:
     """Byte `off` of an array whose entry elements are the spec's symbols p.0, p.1, …"""
     return claripy.Extract((off % width) * 8 + 7, (off % width) * 8, elems[off // width])
+
+
+def _windows(blob: Blob) -> dict[str, tuple[int, int]]:
+    """Where a concrete run may place each read-only region: near its placeholder, and a region
+    with the same bytes as an earlier one in the earlier one's window, so that the two may also
+    be one (entry.build allows it)."""
+    first: dict[bytes, tuple[int, int]] = {}
+    return {names.rodata(n): first.setdefault(ro.data, ro.window()) for n, ro in enumerate(blob.rodata)}
+
+
+def _data_byte(data: bytes, off: int) -> BV:
+    return claripy.BVV(data[off], 8)
 
 
 def _signed(v: int) -> int:

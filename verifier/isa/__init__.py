@@ -11,6 +11,13 @@ from ..blob import Blob
 from . import aarch64, decode, x86_64
 from .table import Decision, Form, Insn
 
+# adr/adrp are not in the verified set: their value is the code's own address. With a relocation
+# to the unit's read-only data, the executor replaces that value with the region's symbolic
+# address (verifier/rodata.py), so VEX's meaning of them is not used at all.
+RELOCATED = {m: Form(m, frozenset({"ri"}), enc="a64", group="addresses",
+                     note="only with a relocation to the unit's read-only data")
+             for m in ("adr", "adrp")}
+
 __all__ = ["Decision", "Form", "Insn", "check", "decode_insn", "disassemble", "TABLES"]
 
 TABLES = {"x86_64": x86_64.TABLE, "aarch64": aarch64.TABLE}
@@ -20,11 +27,17 @@ def decode_insn(blob: Blob, addr: int) -> Insn | None:
     off = addr - blob.base
     if not 0 <= off < blob.size:
         return None
-    return decode.decode_at(blob.arch, blob.code, blob.base, off)
+    return decode.decode_at(blob.arch, blob.image, blob.base, off)
 
 
 def disassemble(blob: Blob) -> list[Insn]:
-    return decode.disassemble(blob.arch, blob.code, blob.base)
+    return decode.disassemble(blob.arch, blob.image, blob.base)
+
+
+def relocated(blob: Blob, insn: Insn) -> bool:
+    """Whether a relocation to the unit's read-only data has its field in this instruction."""
+    lo = insn.addr - blob.base
+    return any(lo <= f.at < lo + insn.size for f in blob.fixups)
 
 
 def check(blob: Blob, addr: int, lifted_len: int | None = None) -> Decision:
@@ -40,12 +53,14 @@ def check(blob: Blob, addr: int, lifted_len: int | None = None) -> Decision:
         return d
     if blob.arch == "x86_64":
         off = addr - blob.base
-        other = decode.x86_disagreement(insn, blob.code[off:off + 15])
+        other = decode.x86_disagreement(insn, blob.image[off:off + 15])
         if other:
             return Decision("policy", f"ambiguous encoding at {addr:#x}: {other}", insn)
     if lifted_len is not None and lifted_len != insn.size:
         return Decision("policy", f"ambiguous encoding at {addr:#x}: the lifter decodes {lifted_len} bytes, "
                         f"capstone {insn.size} ({insn.text()})", insn)
+    if d.kind == "unsupported" and insn.mnemonic in RELOCATED and relocated(blob, insn):
+        d = Decision("ok", insn=insn, form=RELOCATED[insn.mnemonic])
     if d.kind != "ok":
         return d
     return _flow(blob, d)
@@ -58,7 +73,7 @@ def _flow(blob: Blob, d: Decision) -> Decision:
     m = insn.mnemonic
     branch = m in ("call", "jmp", "b", "bl") or m.startswith(("j", "b.")) or m in ("cbz", "cbnz", "tbz", "tbnz")
     if not branch:
-        if m == "lea" and insn.mem and insn.mem[0][0] == "" and "rip" in insn.op_str:
+        if m == "lea" and insn.mem and insn.mem[0][0] == "" and "rip" in insn.op_str and not relocated(blob, insn):
             return Decision("unsupported", f"{insn.text()} at {insn.addr:#x} takes the code's own address; the "
                             "code's position is not part of the model, so this cannot be verified", insn)
         return d

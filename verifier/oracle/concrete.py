@@ -40,6 +40,7 @@ class Concrete:
     state: EntryState
     regs: dict[str, int]             # every entry register the model names, by nverify's name
     arrays: tuple[Array, ...]
+    rodata: tuple[int, ...]          # where each read-only region of the unit lies in this state
     sp0: int
     ret_addr: int
     window: tuple[int, int]          # the stack window mapped: [lo, hi)
@@ -82,9 +83,25 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
     # base 0) runs shifted by whole pages: the verified set has no instruction that reads the
     # code's own address (isa: rip-relative lea and calls are refused), so the run is the same.
     shift = LOW_SHIFT if blob.base < MIN_CODE else 0
-    state = EntryState(blob.arch, blob.code, blob.base + shift, blob.entry + shift, tuple(regions),
+    # The unit's read-only data where this state's model puts it, and the code linked for that
+    # layout exactly as the linker would (verifier/rodata.py): the CPU checks the symbolic
+    # treatment of the relocations.
+    placed = rodata_addresses(blob, model)
+    # two regions with the same bytes may be one (entry.build): then they are mapped once
+    regions += [Region(at, ro.data, writable=False)
+                for at, ro in dict(zip(placed, blob.rodata, strict=True)).items()]
+    code = blob.linked(blob.base + shift, placed)
+    state = EntryState(blob.arch, code, blob.base + shift, blob.entry + shift, tuple(regions),
                        oracle_registers(blob.arch, regs, avx), ret_addr)
-    return Concrete(state, regs, arrays, sp0, ret_addr, (lo, hi))
+    return Concrete(state, regs, arrays, placed, sp0, ret_addr, (lo, hi))
+
+
+def rodata_addresses(blob: Blob, model: dict[str, int]) -> tuple[int, ...]:
+    """Each read-only region's address in `model`; where the model leaves it out (nothing depends on
+    it), its placeholder."""
+    from ..names import rodata
+
+    return tuple(model.get(rodata(n), ro.placeholder) for n, ro in enumerate(blob.rodata))
 
 
 def oracle_registers(arch: str, regs: dict[str, int], avx: bool) -> dict[str, int]:

@@ -16,6 +16,7 @@ from .. import replay as uc_replay
 from ..arch import FP_CALLEE_SAVED, Abi
 from ..blob import Blob
 from ..exploration import Exploration, PathResult
+from ..rodata import LinkError
 from . import concrete, host
 from .state import Run
 
@@ -47,11 +48,17 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
         # The counterexample does not depend on the return address (concrete testing leaves it out):
         # a page the oracle can map its landing stub at (0 is below mmap_min_addr).
         model = {**model, ex.return_address: RET_DEFAULT}
+    # read-only data the counterexample does not depend on goes where the code can reach it
+    model = {**{n: (lo + hi) // 2 for n, (lo, hi) in ex.rodata.items()}, **model}
     how = oracle_for(blob.arch)
     if how is None:
         return _unicorn(blob, abi, ex, model, loop_bound, names, {"oracle": "unicorn",
                         "why": f"no CPU oracle for {blob.arch} on this machine"})
-    c = concrete.build(blob, abi, ex, model, names, host.has_avx())
+    try:
+        c = concrete.build(blob, abi, ex, model, names, host.has_avx())
+    except LinkError as e:
+        return OracleReplay(error=f"the counterexample places read-only data where the code cannot reach it ({e})",
+                            oracle={"oracle": how})
     r = run(c.state)
     info: dict = {"oracle": r.oracle, "cpu": r.cpu}
     if r.error:
@@ -226,16 +233,22 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
     per = max(1, -(-total // max(1, len(paths))))
     avx = host.has_avx()
     todo: list[tuple[PathResult, dict, concrete.Concrete]] = []
+    failed: list[str] = []
     regs = {f"reg:{r}": t for r, t in ex.entry_registers.items() if t not in ex.symbols}
     for p in paths:
         terms = regs | {f"out:{k}": t for k, t in p.outputs.items()}
         for model, known in sample.states(spec, ex, p, per, seed + p.index, terms):
-            todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
+            try:
+                todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
+            except LinkError as e:      # sample.py keeps regions where the code reaches them
+                failed.append(f"path {p.index}: {e}")
     runs = run_many([c.state for _, _, c in todo])
     info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0}
     info["available"] = True
+    if failed:
+        info["setup_failed"] = failed[0]
     if not todo:
-        info["setup_failed"] = "the solver found no entry state of any returned path in time"
+        info.setdefault("setup_failed", "the solver found no entry state of any returned path in time")
     for (p, model, c), r in zip(todo, runs, strict=True):
         if r.error:            # a state the oracle cannot lay out is not counted
             info.setdefault("setup_failed", f"path {p.index}: {r.error}")
