@@ -212,8 +212,8 @@ def test_the_digest_covers_the_data(tmp_path):
 def test_data_holding_relocations_is_refused_by_name(tmp_path, arch):
     src = {"x86_64": ".text\n.globl one\none:\nmov rax, qword ptr [rip + .LC0]\nret\n",
            "aarch64": ".text\n.globl one\none:\nadrp x1, .LC0\nldr x0, [x1, :lo12:.LC0]\nret\n"}[arch]
-    src += ".section .rodata\n.balign 8\n.LC0:\n.quad one\n"
-    with pytest.raises(UnsupportedError, match=r"one reads \.rodata, which holds relocations itself"):
+    src += ".section .rodata\n.balign 8\n.LC0:\n.quad .LC1\n.data\n.LC1:\n.quad 0\n"
+    with pytest.raises(UnsupportedError, match=r"one reads \.rodata, which holds a relocation itself"):
         load(gas_object(tmp_path, arch, src, "ptr"), symbol="one")
 
 

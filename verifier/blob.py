@@ -33,6 +33,7 @@ class Blob:
     # (rodata.Fixup): `code` is the bytes as the object holds them, fields unlinked.
     rodata: tuple[Any, ...] = ()
     fixups: tuple[Any, ...] = ()
+    align: int = 1                  # the alignment of the function's section (where it may be linked)
 
     @property
     def sha256(self) -> str:

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import attest
-from .errors import UsageError
+from .errors import UnsupportedError, UsageError
 
 EM = {"x86_64": 62, "aarch64": 183}
 TOOLS = ("nverify", "angr", "pyvex", "claripy", "z3-solver", "bitwuzla", "cvc5", "capstone", "lief",
@@ -130,6 +130,10 @@ def emit(directory: str, code: bytes, result: dict, spec_text: str, private_key,
     except OSError as e:
         raise UsageError(f"--emit {directory}: cannot create the directory: {e.strerror or e}") from None
     rodata, fixups = unit
+    if any(r.links for r in rodata):
+        raise UnsupportedError(f"--emit: {name}'s read-only data holds code addresses (a jump table); emitting "
+                               "it is not supported yet: link the object the proof was made from, whose unit "
+                               "sha256 the result names")
     obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups)
     files = {f"{name}.bin": code, f"{name}.o": obj} if not fixups else {f"{name}.o": obj}
     st = statement(result, spec_text, files, provenance, attest.fingerprint(private_key.public_key()))

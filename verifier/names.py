@@ -15,6 +15,7 @@ import re
 
 MACHINE = "$"
 RETADDR = MACHINE + "retaddr"     # x86-64: the return address the caller pushed at [rsp]
+CODE = MACHINE + "code"           # where the linker puts the function, when the code takes its address
 _STACK = re.compile(r"\$stack([+-]\d+)")
 
 

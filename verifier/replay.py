@@ -66,6 +66,7 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
     arrays = [(name, regs[reg], bits // 8 * (n if count is None else min(n, model.get(count, 0))), bits, n, const)
               for name, reg, bits, n, const, count in ex.arrays]
     from .oracle.concrete import rodata_addresses
+    from .rodata import link_data
 
     placed = rodata_addresses(blob, model)
     rodata = [(at, len(ro.data)) for at, ro in zip(placed, blob.rodata, strict=True)]
@@ -83,11 +84,11 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
         return out
     try:
         mu.mem_write(blob.base, blob.linked(blob.base, placed))
+        for at, ro in zip(placed, blob.rodata, strict=True):
+            mu.mem_write(at, link_data(ro, at, blob.base))
     except ValueError as e:      # rodata.LinkError: the linker could not place it so either
         out.error = f"the counterexample's layout cannot be linked: {e}"
         return out
-    for at, ro in zip(placed, blob.rodata, strict=True):
-        mu.mem_write(at, ro.data)
     for name, base, _size, bits, n, _const in arrays:
         w = bits // 8
         data = b"".join(model.get(f"{name}.{i}", 0).to_bytes(w, "little") for i in range(n))
@@ -163,6 +164,10 @@ def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int,
             return
         if not blob.contains(addr):
             stop("policy", cur["addr"], f"execution left the blob for {addr:#x}")
+            return
+        if isa.symbolic_code(blob) and addr not in isa.instruction_starts(blob):
+            stop("policy", cur["addr"], f"the jump at {cur['addr']:#x} went to {addr:#x}, not an instruction "
+                 "of the unit")
             return
         d = isa.check(blob, addr)
         if d.kind in ("policy", "undecodable"):

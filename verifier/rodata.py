@@ -48,12 +48,31 @@ GAP = 0x20000          # between the code and the first region, and between regi
 WINDOW = 0x8000        # co-simulation places a region within this of its placeholder
 
 
+# Relocations *inside* read-only data that the unit resolves: entries of a jump table, each the
+# address of code in the function's own section (absolute, or relative to the entry itself).
+# type -> (width, relative to the entry's address)
+CODE_LINKS = {"x86_64": {1: (8, False), X86_PC32: (4, True)},           # R_X86_64_64, R_X86_64_PC32
+              "aarch64": {257: (8, False), 261: (4, True)}}               # ABS64, PREL32
+
+
+@dataclass(frozen=True)
+class Link:
+    """An entry of read-only data that holds a code address: the linker writes `$code + target`
+    (the function's address plus `target`), minus the entry's own address if `relative`."""
+    at: int              # offset of the entry in its region
+    rtype: int
+    width: int
+    relative: bool
+    target: int          # offset from the function's first byte
+
+
 @dataclass(frozen=True)
 class RoData:
     name: str            # the section, or section+offset for one entity of a merging section
     data: bytes
     align: int
     placeholder: int     # where the proof's lifting places it (never where it is linked)
+    links: tuple[Link, ...] = ()
 
     def window(self) -> tuple[int, int]:
         """Addresses co-simulation may place it at: near the code, so every field still reaches."""
@@ -76,6 +95,9 @@ def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup]) -> s
     h.update(len(code).to_bytes(8, "little") + code)
     for r in regions:
         h.update(len(r.data).to_bytes(8, "little") + r.data + r.align.to_bytes(8, "little"))
+        for k in r.links:
+            h.update(b"".join(v.to_bytes(8, "little", signed=True)
+                              for v in (k.at, k.rtype, k.width, k.relative, k.target)))
     for f in fixups:
         h.update(b"".join(v.to_bytes(8, "little", signed=True) for v in (f.at, f.rtype, f.region, f.target)))
     return h.hexdigest()
@@ -85,7 +107,7 @@ def collect(path: str, fn: str, arch: str, code: bytes, relocations: list[Reloc]
             lo: int, hi: int, base: int) -> tuple[tuple[RoData, ...], tuple[Fixup, ...], list[Reloc]]:
     """The read-only data the function at [lo, hi) of section `space` references, the fixups to it,
     and the relocations left (refused by the caller). `base`: the function's address in the model."""
-    regions: dict[tuple[int, int], tuple[str, bytes, int]] = {}
+    regions: dict[tuple[int, int], tuple[str, bytes, int, tuple[Link, ...]]] = {}
     found: list[tuple[Reloc, tuple[int, int], int]] = []
     rest: list[Reloc] = []
     for r in relocations:
@@ -94,11 +116,7 @@ def collect(path: str, fn: str, arch: str, code: bytes, relocations: list[Reloc]
             rest.append(r)
             continue
         inner = [q for q in relocations if q.space == sec.key]
-        if inner:
-            raise UnsupportedError(
-                f"{path}: {fn} reads {sec.name}, which holds relocations itself ({inner[0].kind} at "
-                f"+{inner[0].at - sec.start:#x}, to {inner[0].target}): a table of addresses (a jump table "
-                "or pointers) is not part of the verified model yet")
+        links = _code_links(path, fn, arch, sec, inner, space, lo)
         sym_off = r.to.value - sec.start
         assert r.addend is not None
         target = sym_off + r.addend
@@ -112,15 +130,45 @@ def collect(path: str, fn: str, arch: str, code: bytes, relocations: list[Reloc]
         name = sec.name if not sec.piece else f"{sec.name}+{start:#x}"
         # an entity is known aligned only as far as both its section and its size say
         align = min(sec.align, sec.piece & -sec.piece) if sec.piece else sec.align
-        regions.setdefault(key, (name, sec.content[start:start + size], align))
+        if links and sec.piece:
+            raise UnsupportedError(f"{path}: {fn} reads {sec.name}, a merging section holding relocations")
+        regions.setdefault(key, (name, sec.content[start:start + size], align, links))
         found.append((r, key, target - start))
     if not found:
         return (), (), rest
     keys = list(regions)
     places = _placeholders(base, hi - lo, [regions[k] for k in keys])
-    out = tuple(RoData(n, d, a, p) for (n, d, a), p in zip((regions[k] for k in keys), places, strict=True))
+    out = tuple(RoData(n, d, a, p, k) for (n, d, a, k), p in zip((regions[k] for k in keys), places, strict=True))
     fixups = tuple(Fixup(r.at - lo, r.rtype, r.kind, keys.index(key), target) for r, key, target in found)
     return out, fixups, rest
+
+
+def _code_links(path: str, fn: str, arch: str, sec, inner: list[Reloc], space: int | None,
+                lo: int) -> tuple[Link, ...]:
+    """The relocations inside a read-only section, as entries holding the function's own code
+    addresses (a jump table); any other is refused."""
+    out = []
+    for q in inner:
+        kind = CODE_LINKS[arch].get(q.rtype)
+        to = getattr(q.to, "section", None)
+        if kind is None or q.addend is None or to is None or to.key != space or q.to.binding == "weak":
+            raise UnsupportedError(
+                f"{path}: {fn} reads {sec.name}, which holds a relocation itself ({q.kind} at "
+                f"+{q.at - sec.start:#x}, to {q.target}): only entries holding addresses of the function's "
+                "own code (a jump table) are part of the verified model")
+        out.append(Link(q.at - sec.start, q.rtype, kind[0], kind[1], q.to.value - to.start + q.addend - lo))
+    return tuple(sorted(out, key=lambda k: k.at))
+
+
+def link_data(ro: RoData, at: int, code: int) -> bytes:
+    """A region's bytes linked for a layout: the region at `at`, the function at `code`."""
+    out = bytearray(ro.data)
+    for k in ro.links:
+        v = code + k.target - (at + k.at if k.relative else 0)
+        if k.relative and not -(1 << 31) <= v < 1 << 31:
+            raise LinkError(f"an entry of {ro.name} at +{k.at:#x}: {v:#x} does not fit its 32-bit field")
+        out[k.at:k.at + k.width] = (v % (1 << (8 * k.width))).to_bytes(k.width, "little")
+    return bytes(out)
 
 
 def _target_section(r: Reloc, arch: str):
@@ -145,12 +193,12 @@ def _pc_adjust(path: str, fn: str, arch: str, code: bytes, at: int) -> int:
     raise UnsupportedError(f"{path}: {fn} has a relocation at +{at:#x} in no instruction")
 
 
-def _placeholders(base: int, size: int, regions: list[tuple[str, bytes, int]]) -> list[int]:
+def _placeholders(base: int, size: int, regions: list[tuple[str, bytes, int, tuple[Link, ...]]]) -> list[int]:
     """Addresses for the lifting layout, above the code: each in a 64 KiB slot of its own, at a
     page offset that is not 0 (so no page-relative value can pass for the region's own address)."""
     out = []
     cursor = base + size + GAP
-    for _name, data, align in regions:
+    for _name, data, align, _links in regions:
         slot = -(-cursor // 0x10000) * 0x10000 + WINDOW + 0x340
         at = -(-slot // align) * align
         out.append(at)

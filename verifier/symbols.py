@@ -112,7 +112,7 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     check_relocations(path, fn, rest, space, ext.start, ext.end)
     blob = Blob(code=code, arch=obj.arch, base=base, entry=base, name=sym.name, source=path, fmt=obj.fmt,
                 section=sec.name, offset=ext.start - sec.start, extent_note=ext.note,
-                rodata=regions, fixups=fixups)
+                rodata=regions, fixups=fixups, align=sec.align)
     try:
         blob.image     # noqa: B018 - linked for the placeholder layout once, here, to refuse early
     except rodata.LinkError as e:

@@ -17,7 +17,7 @@ import claripy
 import pyvex
 
 from . import entry as entry_mod
-from . import isa, names, smt_bridge, vexops
+from . import isa, names, smt_bridge, tables, vexops
 from .arch import FP_CALLEE_SAVED, Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
@@ -42,6 +42,7 @@ MAX_PATHS = 4096
 # 0.2 s; merged into 17 paths, its permutation obligations take 5-8 s each).
 MERGE_THRESHOLD = 256
 MAX_SYMBOLIC_OFFSETS = 4096
+MAX_TABLE_TARGETS = 256     # targets of one jump through a table, enumerated one by one
 SOLVER_TIMEOUT_MS = 30_000
 
 
@@ -353,6 +354,7 @@ class Explorer:
         self._decisions: dict[int, isa.Decision] = {}
         self.relocated = Relocated(blob, self.state.bases)
         self._fixup: Fixup | None = None     # the relocation in the instruction being executed
+        self._fits: list[BV] = []      # self-relative table entries, known to fit 32 bits (entry.build)
         self.optimised = 0      # blocks run on VEX's optimised IR (it kept every effect: _lift)
         self._fresh = 0
         arch = self.state.arch
@@ -387,7 +389,7 @@ class Explorer:
             arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const, a.count) for a in self.state.arrays),
             return_address=smt_bridge.to_text(self.state.ret_addr),
             merges=self.merges,
-            rodata=_windows(self.blob),
+            rodata=_windows(self.blob, self.state.code),
         )
 
     # Scheduling and state merging. The queue holds every path not yet finished, each stopped at
@@ -486,8 +488,22 @@ class Explorer:
             return bv(names.stack_byte(off), 8)
         init[STACK] = stack_byte
         for n, ro in enumerate(self.blob.rodata):
-            init[names.rodata(n)] = functools.partial(_data_byte, ro.data)
+            init[names.rodata(n)] = functools.partial(_data_byte, ro.data, self._linked_bytes(n))
         return init
+
+    def _linked_bytes(self, n: int) -> dict[int, BV]:
+        """The bytes of region n's entries that hold code addresses (a jump table's), as the linker
+        writes them: `$code + target`, or that minus the entry's own address (rodata.Link)."""
+        out: dict[int, BV] = {}
+        code, base = self.state.code, self.state.regions[names.rodata(n)].base
+        for k in self.blob.rodata[n].links:
+            assert code is not None
+            value = code + k.target - (base + k.at) if k.relative else code + k.target
+            if k.relative:
+                self._fits.append(value)
+            for i in range(k.width):
+                out[k.at + i] = claripy.Extract(8 * i + 7, 8 * i, value)
+        return out
 
     # --- callbacks from the engine ---------------------------------------------------------
 
@@ -556,6 +572,13 @@ class Explorer:
         path.insn = None
         corrections.after(form, insn, self.ctx(path), captured)
         self._fixup = None
+        if self.state.code is not None and isa.code_address(self.blob, insn):
+            # the code's own address, as a value: where the linker puts the function, plus
+            off, size = self.reg_slot(insn.regs[0])
+            lifted = path.regs.get(off, size)
+            assert lifted.concrete and size == 8
+            path.regs.put(off, self.state.code + (lifted.concrete_value - self.blob.base))
+            return
         fixups = self.relocated.at(insn.addr, insn.size)
         if fixups and insn.mnemonic in ("lea", "adr", "adrp", "add"):
             off, size = self.reg_slot(insn.regs[0])
@@ -614,6 +637,8 @@ class Explorer:
         self._flush_stack_checks(path)
         if jumpkind == "Ijk_Ret":
             self._return(path, target)
+        if jumpkind == "Ijk_Boring" and not target.concrete and self.state.code is not None:
+            self._table_jump(path, target)
         if jumpkind in ("Ijk_Boring", "Ijk_Call", "Ijk_Yield"):
             if not target.concrete:
                 msg = f"the jump at {self._current:#x} goes to a computed address (an indirect jump)"
@@ -627,6 +652,49 @@ class Explorer:
                 raise _End("violation", msg)
             raise _Jump(t)
         self._jumpkind_end(path, jumpkind, target.concrete_value if target.concrete else None)
+
+    def _table_jump(self, path: _Path, target: BV) -> None:
+        """An indirect jump followed as a choice (verifier/tables.py): its target, case by case,
+        must be `$code + offset` with a constant offset, each the start of an instruction of the
+        unit (a target elsewhere is a policy violation); the path forks on the offsets. A target
+        that does not reduce so stays an indirect jump (policy), as before."""
+        code = self.state.code
+        assert code is not None
+        if names.CODE not in target.variables:
+            return
+        split = tables.cases(target, self._fits)
+        if split is None:
+            return
+        by_offset: dict[int, list] = {}
+        for cond, term in split:
+            v = tables.offset(term, code)
+            if v is None:
+                if self._feasible(path, cond):
+                    return
+                continue
+            by_offset.setdefault(v, []).append(cond)
+        starts = isa.instruction_starts(self.blob)
+        choices = []
+        for v, conds in sorted(by_offset.items()):
+            cond = claripy.Or(*conds) if len(conds) > 1 else conds[0]
+            if not self._feasible(path, cond):
+                continue
+            if self.blob.base + v not in starts:
+                msg = (f"the jump at {self._current:#x} may go to the function's address + {_signed(v):#x}, "
+                       "which is not an instruction of the unit")
+                self._violate(path, "policy", self._current, msg, cond)
+                continue
+            choices.append((v, cond))
+        if not choices:
+            raise _End("violation", f"the jump at {self._current:#x} has no target inside the unit")
+        if len(choices) > MAX_TABLE_TARGETS:
+            return
+        for v, cond in choices[1:]:
+            self._queue.append(path.fork(cond, self.blob.base + v))
+        v, cond = choices[0]
+        if not cond.is_true():
+            path.pc.append(cond)
+        raise _Jump(self.blob.base + v)
 
     def _jumpkind_end(self, path: _Path, jumpkind: str, target: int | None) -> None:
         where = self._current
@@ -695,7 +763,18 @@ class Explorer:
         region, off, cands = placed
         if cands is None:
             return path.mem.read(region, off, n)
+        if region.startswith(names.rodata(0)[:-1]) and self.blob.rodata[int(region.rsplit(".", 1)[1])].links:
+            cands = self._stride(path, off, cands)
         return path.mem.read_symbolic(region, off, n, cands)
+
+    def _stride(self, path: _Path, off: BV, cands: range) -> range:
+        """The offsets a table index can take, when the path keeps it a multiple of 2, 4 or 8: an
+        if-then-else over only those keeps a jump's targets easy to enumerate (exact: the others
+        cannot occur on this path)."""
+        for k in (8, 4, 2):
+            if self._model(path, claripy.Extract(k.bit_length() - 2, 0, off) != 0) is None:
+                return range(cands.start, cands.stop, k)
+        return cands
 
     def store(self, path: _Path, addr: BV, data: BV) -> None:
         n = data.size() // 8
@@ -1046,16 +1125,19 @@ def _element_byte(elems: list[BV], width: int, off: int) -> BV:
     return claripy.Extract((off % width) * 8 + 7, (off % width) * 8, elems[off // width])
 
 
-def _windows(blob: Blob) -> dict[str, tuple[int, int]]:
+def _windows(blob: Blob, code: BV | None) -> dict[str, tuple[int, int]]:
     """Where a concrete run may place each read-only region: near its placeholder, and a region
     with the same bytes as an earlier one in the earlier one's window, so that the two may also
-    be one (entry.build allows it)."""
+    be one (entry.build allows it); `$code` where the run places the code, its own address."""
     first: dict[bytes, tuple[int, int]] = {}
-    return {names.rodata(n): first.setdefault(ro.data, ro.window()) for n, ro in enumerate(blob.rodata)}
+    out = {names.rodata(n): first.setdefault(ro.data, ro.window()) for n, ro in enumerate(blob.rodata)}
+    if code is not None:
+        out[names.CODE] = (blob.base, blob.base)
+    return out
 
 
-def _data_byte(data: bytes, off: int) -> BV:
-    return claripy.BVV(data[off], 8)
+def _data_byte(data: bytes, linked: dict[int, BV], off: int) -> BV:
+    return linked[off] if off in linked else claripy.BVV(data[off], 8)
 
 
 def _signed(v: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import smt
+from .. import rodata, smt
 from ..arch import Abi
 from ..blob import Blob
 from ..entry import STACK_MAX
@@ -88,7 +88,7 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
     # treatment of the relocations.
     placed = rodata_addresses(blob, model)
     # two regions with the same bytes may be one (entry.build): then they are mapped once
-    regions += [Region(at, ro.data, writable=False)
+    regions += [Region(at, rodata.link_data(ro, at, blob.base + shift), writable=False)
                 for at, ro in dict(zip(placed, blob.rodata, strict=True)).items()]
     code = blob.linked(blob.base + shift, placed)
     state = EntryState(blob.arch, code, blob.base + shift, blob.entry + shift, tuple(regions),
