@@ -170,3 +170,18 @@ def test_a_target_inside_an_instruction_is_refuted(tmp_path):
     out = prove(str(obj), _spec(tmp_path, "mid", spec)).to_json()
     assert out["verdict"] == "refuted" and out["reason"] == "policy", out
     assert "not an instruction of the unit" in out["message"], out["message"]
+
+
+def test_emit_carries_the_table_and_its_links(tmp_path):
+    from verifier import attest
+    from verifier.cli import main
+
+    obj = _compile(tmp_path, "x86_64", ["-fpie"])
+    attest.keygen(str(tmp_path / "key"), "ed25519")
+    spec = _spec(tmp_path, "sw", _switch_spec())
+    out = tmp_path / "out"
+    assert main(["prove", str(obj), "--spec", spec, "--sign", str(tmp_path / "key.key"), "--emit", str(out),
+                 "-q"]) == 0
+    again = load(out / "sw.o", symbol="sw")
+    assert again.sha256 == load(obj, symbol="sw").sha256 and again.rodata[0].links
+    assert prove(str(out / "sw.o"), spec).verdict.value == 0

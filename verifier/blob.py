@@ -38,11 +38,11 @@ class Blob:
     @property
     def sha256(self) -> str:
         """The verified unit's digest: the code alone, or the code, its data and their links."""
-        if not self.rodata and not self.fixups:
+        if not self.rodata and not self.fixups and self.entry == self.base:
             return hashlib.sha256(self.code).hexdigest()
         from .rodata import digest
 
-        return digest(self.code, self.rodata, self.fixups)
+        return digest(self.code, self.rodata, self.fixups, self.entry - self.base)
 
     @cached_property
     def image(self) -> bytes:

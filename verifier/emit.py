@@ -2,15 +2,17 @@
 
 NAME.o is a minimal ELF64 relocatable object: one .text section holding exactly the proven
 bytes and one global function symbol. Placing the bytes at another address than the one they
-were proven at loses nothing: the machine model refuses (as unsupported) every instruction
-that could observe the code's own address — rip-relative `lea`, `adr`/`adrp`, calls inside
-the blob — and every jump that leaves the blob, so the code's behaviour does not depend on
-where it sits.
+were proven at loses nothing: where the code observes its own address (rip-relative `lea`,
+`adr`, the return address of a call inside the blob) that address is the symbol `$code` of
+the proof, which holds for every value of it, and every other such instruction is refused, as
+is every jump that leaves the blob.
 
 A unit with read-only data (verifier/rodata.py) is more than bytes: its .o holds each region
-as a read-only section of its own (its alignment kept, never merged) and the proven relocations
-from .text to them, so that loading it again gives the same unit and the same sha256. Raw bytes
-cannot carry data or relocations, so no NAME.bin is written then: NAME.o and NAME.o.intoto.json.
+as a read-only section of its own (its alignment kept, never merged), the proven relocations
+from .text to them and from a jump table's entries back to .text, so that loading it again
+gives the same unit and the same sha256. Raw bytes cannot carry data or relocations, nor an
+entry other than their first byte (a unit holding a helper before the function), so no
+NAME.bin is written then: NAME.o and NAME.o.intoto.json.
 """
 
 from __future__ import annotations
@@ -21,61 +23,52 @@ from importlib import metadata
 from pathlib import Path
 
 from . import attest
-from .errors import UnsupportedError, UsageError
+from .errors import UsageError
 
 EM = {"x86_64": 62, "aarch64": 183}
 TOOLS = ("nverify", "angr", "pyvex", "claripy", "z3-solver", "bitwuzla", "cvc5", "capstone", "lief",
          "unicorn", "cryptography")
 
 
-def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tuple = ()) -> bytes:
-    """An ELF64 little-endian ET_REL with .text = `code` and a global STT_FUNC `name` at 0; with
-    read-only data, a section .rodata.nverify.<i> per region and .rela.text linking them."""
+def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tuple = (), entry: int = 0) -> bytes:
+    """An ELF64 little-endian ET_REL with .text = `code` and a global STT_FUNC `name` at `entry`;
+    with read-only data, a section .rodata.nverify.<i> per region, .rela.text linking the code to
+    them and .rela.rodata.nverify.<i> linking a jump table's entries to the code."""
     n = len(rodata)
-    names = [".text", *(f".rodata.nverify.{i}" for i in range(n)), ".rela.text", ".symtab", ".strtab",
-             ".shstrtab", ".note.GNU-stack"]
-    shstr = b"\0" + b"".join(s.encode() + b"\0" for s in names)
-    at = {s: shstr.index(b"\0" + s.encode() + b"\0") + 1 for s in names}
-    strtab = b"\0" + name.encode() + b"\0"
-    # sections: 0 null, 1 .text, 2..n+1 the regions, then .rela.text, .symtab, .strtab, .shstrtab, note
-    rela_i, symtab_i = n + 2, n + 3
-    # symbols: null, the section symbols of .text and of each region (local), then the function
-    symtab = bytes(24) + b"".join(struct.pack("<IBBHQQ", 0, 3, 0, 1 + i, 0, 0) for i in range(n + 1)) \
-        + struct.pack("<IBBHQQ", 1, (1 << 4) | 2, 0, 1, 0, len(code))
-    rela = b"".join(struct.pack("<QQq", f.at, ((2 + f.region) << 32) | f.rtype, f.target) for f in fixups)
-    align = 16 if arch == "x86_64" else 4
-    blobs = [(code, align), *((r.data, r.align) for r in rodata), (rela, 8), (symtab, 8), (strtab, 1), (shstr, 1)]
-    off = 64
-    layout = []
-    for data, a in blobs:
-        off = -(-off // a) * a
-        layout.append(off)
-        off += len(data)
-    shoff = -(-off // 8) * 8
-
-    def sh(name_off, kind, flags, offset, size, link=0, info=0, addralign=1, entsize=0) -> bytes:
-        return struct.pack("<IIQQQQIIQQ", name_off, kind, flags, 0, offset, size, link, info, addralign, entsize)
-
-    sections = [bytes(64),
-                sh(at[".text"], 1, 0x6, layout[0], len(code), addralign=align),             # .text: AX
-                *(sh(at[f".rodata.nverify.{i}"], 1, 0x2, layout[1 + i], len(r.data), addralign=r.align)
-                  for i, r in enumerate(rodata)),                                            # A, read-only
-                sh(at[".rela.text"], 4, 0x40, layout[n + 1], len(rela), link=symtab_i, info=1, addralign=8,
-                   entsize=24),
-                sh(at[".symtab"], 2, 0, layout[n + 2], len(symtab), link=symtab_i + 1, info=n + 2, addralign=8,
-                   entsize=24),
-                sh(at[".strtab"], 3, 0, layout[n + 3], len(strtab)),
-                sh(at[".shstrtab"], 3, 0, layout[n + 4], len(shstr)),
-                sh(at[".note.GNU-stack"], 1, 0, layout[n + 4] + len(shstr), 0)]            # no exec stack
-    assert rela_i == n + 2
-    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack(
-        "<HHIQQQIHHHHHH", 1, EM[arch], 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(sections), symtab_i + 2)
-    out = bytearray(header)
-    for (data, _), where in zip(blobs, layout, strict=True):
-        out += bytes(where - len(out)) + data
-    out += bytes(shoff - len(out))
-    for s in sections:
-        out += s
+    # section 0 is null, 1 .text, 2..n+1 the regions; symbols: null, then the section symbols of
+    # .text and each region (1 .. n+1: symbol i+1 is section i+1), then the function
+    rela_text = b"".join(struct.pack("<QQq", f.at, ((2 + f.region) << 32) | f.rtype, f.target) for f in fixups)
+    content = [(".text", 1, 0x6, code, 16 if arch == "x86_64" else 4, 0, 0),
+               *((f".rodata.nverify.{i}", 1, 0x2, r.data, r.align, 0, 0) for i, r in enumerate(rodata))]
+    relas = [(".rela.text", rela_text, 1)] if fixups else []
+    relas += [(f".rela.rodata.nverify.{i}", b"".join(struct.pack("<QQq", k.at, (1 << 32) | k.rtype, k.target)
+                                                    for k in r.links), 2 + i)
+              for i, r in enumerate(rodata) if r.links]
+    symtab_i = len(content) + 1 + len(relas)
+    strtab = b"\0" + name.encode() + b"\0" + name.encode() + b".unit\0"
+    symtab = bytes(24) + b"".join(struct.pack("<IBBHQQ", 0, 3, 0, 1 + i, 0, 0) for i in range(n + 1))
+    if entry:     # the functions before the entry, as one local function the entry calls into
+        symtab += struct.pack("<IBBHQQ", len(name) + 2, 2, 0, 1, 0, len(code))
+    symtab += struct.pack("<IBBHQQ", 1, (1 << 4) | 2, 0, 1, entry, len(code) - entry)
+    sections = [*content, *((nm, 4, 0x40, data, 8, symtab_i, info) for nm, data, info in relas),
+                (".symtab", 2, 0, symtab, 8, symtab_i + 1, len(symtab) // 24 - 1), (".strtab", 3, 0, strtab, 1, 0, 0)]
+    names = [s[0] for s in sections] + [".shstrtab", ".note.GNU-stack"]
+    shstr = b"\0" + b"".join(nm.encode() + b"\0" for nm in names)
+    sections += [(".shstrtab", 3, 0, shstr, 1, 0, 0), (".note.GNU-stack", 1, 0, b"", 1, 0, 0)]   # no exec stack
+    out = bytearray(64)
+    headers = [bytes(64)]
+    for nm, kind, flags, data, align, link, info in sections:
+        out += bytes(-len(out) % align)
+        entsize = 24 if kind in (2, 4) else 0
+        headers.append(struct.pack("<IIQQQQIIQQ", shstr.index(b"\0" + nm.encode() + b"\0") + 1, kind, flags, 0,
+                                   len(out), len(data), link, info, align, entsize))
+        out += data
+    out += bytes(-len(out) % 8)
+    shoff = len(out)
+    out[:64] = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack(
+        "<HHIQQQIHHHHHH", 1, EM[arch], 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(headers), len(headers) - 2)
+    for h in headers:
+        out += h
     return bytes(out)
 
 
@@ -119,7 +112,7 @@ def statement(result: dict, spec_text: str, files: dict[str, bytes], provenance:
 
 
 def emit(directory: str, code: bytes, result: dict, spec_text: str, private_key,
-         provenance: dict | None = None, unit: tuple = ((), ())) -> list[Path]:
+         provenance: dict | None = None, unit: tuple = ((), (), 0)) -> list[Path]:
     """Write NAME.bin, NAME.o and NAME.bin.intoto.json into `directory`, all or none; for a unit
     with read-only data (`unit`: its regions and fixups), NAME.o and NAME.o.intoto.json."""
     name = result["spec"]["function"]
@@ -129,13 +122,10 @@ def emit(directory: str, code: bytes, result: dict, spec_text: str, private_key,
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--emit {directory}: cannot create the directory: {e.strerror or e}") from None
-    rodata, fixups = unit
-    if any(r.links for r in rodata):
-        raise UnsupportedError(f"--emit: {name}'s read-only data holds code addresses (a jump table); emitting "
-                               "it is not supported yet: link the object the proof was made from, whose unit "
-                               "sha256 the result names")
-    obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups)
-    files = {f"{name}.bin": code, f"{name}.o": obj} if not fixups else {f"{name}.o": obj}
+    rodata, fixups, entry = unit
+    obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups, entry)
+    # raw bytes carry neither data nor relocations, nor an entry point other than their first byte
+    files = {f"{name}.bin": code, f"{name}.o": obj} if not fixups and not rodata and not entry else {f"{name}.o": obj}
     st = statement(result, spec_text, files, provenance, attest.fingerprint(private_key.public_key()))
     envelope = attest.sign_envelope(st, private_key)
     import json

@@ -70,7 +70,8 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
     except RecursionError:
         result = _too_deep(blob, spec, abi, options, ref_blob)
     result.seconds = time.monotonic() - t0
-    result.code, result.spec_text, result.unit = blob.code, spec.text, (blob.rodata, blob.fixups)
+    result.code, result.spec_text = blob.code, spec.text
+    result.unit = (blob.rodata, blob.fixups, blob.entry - blob.base)
     return result
 
 

@@ -158,7 +158,7 @@ def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int,
         if addr == ret_addr:
             mu.emu_stop()
             return
-        if cur["ret"]:
+        if cur["ret"] and not (isa.symbolic_code(blob) and addr in isa.instruction_starts(blob)):
             stop("frame", cur["addr"], f"the return at {cur['addr']:#x} went to {addr:#x}, not to the "
                  f"caller's return address {ret_addr:#x}")
             return

@@ -88,11 +88,12 @@ class Fixup:
     target: int          # S + A = the region's address + target
 
 
-def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup]) -> str:
-    """sha256 of the whole unit: the function's bytes as the object holds them, each region's
-    bytes and alignment, and each fixup linking them (what `link` needs, nothing else)."""
+def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entry: int = 0) -> str:
+    """sha256 of the whole unit: the code's bytes as the object holds them, where in them the
+    function starts, each region's bytes, alignment and code links, and each fixup linking the
+    code to them (what `link` needs, nothing else)."""
     h = hashlib.sha256(b"nverify unit v1\0")
-    h.update(len(code).to_bytes(8, "little") + code)
+    h.update(len(code).to_bytes(8, "little") + code + entry.to_bytes(8, "little"))
     for r in regions:
         h.update(len(r.data).to_bytes(8, "little") + r.data + r.align.to_bytes(8, "little"))
         for k in r.links:

@@ -97,27 +97,60 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     sym = resolve(path, obj, names, explicit)
     ext = extent(path, obj, sym)
     sec = ext.section
-    code = sec.content[ext.start - sec.start: ext.end - sec.start]
-    if len(code) != ext.end - ext.start:
+    lo, hi, callees = _with_callees(path, obj, ext) if obj.relocatable else (ext.start, ext.end, [])
+    code = sec.content[lo - sec.start: hi - sec.start]
+    if len(code) != hi - lo:
         raise BlobError(f"{path}: symbol {sym.name!r} extends past its section: truncated file?")
     space = sec.key if obj.relocatable else None
-    base = obj.bias + ext.start
+    base = obj.bias + lo
     fn = obj.display(sym.name)
     regions: tuple[rodata.RoData, ...] = ()
     fixups: tuple[rodata.Fixup, ...] = ()
     rest = obj.relocations
     if obj.relocatable:
-        regions, fixups, rest = rodata.collect(path, fn, obj.arch, code, obj.relocations, space,
-                                               ext.start, ext.end, base)
-    check_relocations(path, fn, rest, space, ext.start, ext.end)
-    blob = Blob(code=code, arch=obj.arch, base=base, entry=base, name=sym.name, source=path, fmt=obj.fmt,
-                section=sec.name, offset=ext.start - sec.start, extent_note=ext.note,
+        regions, fixups, rest = rodata.collect(path, fn, obj.arch, code, obj.relocations, space, lo, hi, base)
+    check_relocations(path, fn, rest, space, lo, hi)
+    note = ext.note
+    if callees:
+        also = (f"the unit also holds {', '.join(callees)}, which it calls or jumps to in {sec.name}, and the "
+                "bytes between")
+        note = f"{note}; {also}" if note else also
+    blob = Blob(code=code, arch=obj.arch, base=base, entry=obj.bias + ext.start, name=sym.name, source=path,
+                fmt=obj.fmt, section=sec.name, offset=lo - sec.start, extent_note=note,
                 rodata=regions, fixups=fixups, align=sec.align)
     try:
         blob.image     # noqa: B018 - linked for the placeholder layout once, here, to refuse early
     except rodata.LinkError as e:
         raise UnsupportedError(f"{path}: {fn}: its read-only data cannot be laid out near it: {e}") from None
     return blob
+
+
+def _with_callees(path: str, obj: ObjectFile, ext: Extent) -> tuple[int, int, list[str]]:
+    """The span of the function's section holding it and every function of that section it calls
+    or jumps to directly (recursively): a branch the assembler resolved, with no relocation, to
+    another function's first byte. Bytes of one section stay together through linking, so the
+    span is what the linker emits; what lies between is verified only where execution goes."""
+    from .isa import decode
+
+    sec = ext.section
+    starts = {s.value: s for s in obj.symbols if s.section is sec and is_function(s)}
+    lo, hi, seen, names = ext.start, ext.end, {ext.start}, []
+    todo = [(ext.start, ext.end)]
+    while todo:
+        a, b = todo.pop()
+        for insn in decode.disassemble(obj.arch, sec.content[a - sec.start: b - sec.start], a):
+            m = insn.mnemonic
+            direct = insn.shape[-1:] == "i" and (m in ("call", "jmp", "b", "bl", "cbz", "cbnz", "tbz", "tbnz")
+                                                or m.startswith(("j", "b.")))
+            t = insn.imms[-1] if direct else None
+            if t is None or a <= t < b or t in seen or t not in starts:
+                continue
+            seen.add(t)
+            e = extent(path, obj, starts[t])
+            names.append(obj.display(starts[t].name))
+            todo.append((e.start, e.end))
+            lo, hi = min(lo, e.start), max(hi, e.end)
+    return lo, hi, names
 
 
 def is_function(sym: Symbol) -> bool:

@@ -572,6 +572,10 @@ class Explorer:
         path.insn = None
         corrections.after(form, insn, self.ctx(path), captured)
         self._fixup = None
+        if self.state.code is not None and insn.mnemonic == "bl":
+            off, _ = self.reg_slot("x30")       # the return address, `$code + offset`
+            path.regs.put(off, self.state.code + (insn.addr + insn.size - self.blob.base))
+            return
         if self.state.code is not None and isa.code_address(self.blob, insn):
             # the code's own address, as a value: where the linker puts the function, plus
             off, size = self.reg_slot(insn.regs[0])
@@ -720,6 +724,10 @@ class Explorer:
 
     def _return(self, path: _Path, target: BV) -> None:
         st, regs = self.state, path.regs
+        if st.code is not None and names.CODE in target.variables:
+            # a return to a return address a call of the unit left: it goes on there (a jump
+            # through the stack); one that does not reduce to `$code + offset` is checked below
+            self._table_jump(path, target)
         checks: list[tuple[str, claripy.ast.Bool]] = [
             ("returns to an address other than the caller's return address", target != st.ret_addr),
         ]
@@ -777,6 +785,10 @@ class Explorer:
         return cands
 
     def store(self, path: _Path, addr: BV, data: BV) -> None:
+        if self.state.code is not None and path.insn is not None and path.insn[1].mnemonic == "call" \
+                and data.concrete and data.size() == 64:
+            # the return address a call pushes is the code's own address: `$code + offset`
+            data = self.state.code + (data.concrete_value - self.blob.base)
         n = data.size() // 8
         if self._fixup is not None:
             addr = self.relocated.address(self._fixup, addr)
@@ -1132,7 +1144,9 @@ def _windows(blob: Blob, code: BV | None) -> dict[str, tuple[int, int]]:
     first: dict[bytes, tuple[int, int]] = {}
     out = {names.rodata(n): first.setdefault(ro.data, ro.window()) for n, ro in enumerate(blob.rodata)}
     if code is not None:
-        out[names.CODE] = (blob.base, blob.base)
+        from .oracle.concrete import run_address
+
+        out[names.CODE] = (run_address(blob), run_address(blob))
     return out
 
 

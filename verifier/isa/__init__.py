@@ -53,11 +53,17 @@ def code_address(blob: Blob, insn: Insn) -> bool:
 @lru_cache(maxsize=64)
 def symbolic_code(blob: Blob) -> bool:
     """Whether the function's own address is a symbol of the model (`$code`): when its read-only
-    data holds code addresses (a jump table), or an instruction takes the code's address. Then
+    data holds code addresses (a jump table), an instruction takes the code's address, or a call
+    leaves one (the return address). Then
     such values are `$code + offset`: nothing can be proven from where the code lies."""
     if any(r.links for r in blob.rodata):
         return True
-    return any(code_address(blob, i) for i in disassemble(blob))
+    return any(code_address(blob, i) or internal_call(blob, i) for i in disassemble(blob))
+
+
+def internal_call(blob: Blob, insn: Insn) -> bool:
+    """A direct call to the unit's own code: it leaves a code address (the return address)."""
+    return insn.mnemonic in ("call", "bl") and insn.shape[-1:] == "i" and blob.contains(insn.imms[-1] & (2**64 - 1))
 
 
 @lru_cache(maxsize=64)
@@ -124,7 +130,7 @@ def _flow(blob: Blob, d: Decision) -> Decision:
     target = insn.imms[-1] & (2**64 - 1)
     if not blob.contains(target):
         return Decision("policy", f"{insn.text()} at {insn.addr:#x} {kind}s outside the blob", insn)
-    if kind == "call":
+    if kind == "call" and not symbolic_code(blob):
         return Decision("unsupported", f"{insn.text()} at {insn.addr:#x} calls inside the blob: internal calls "
                         "push a code address, which nverify does not model yet", insn)
     return d

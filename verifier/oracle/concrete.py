@@ -80,9 +80,9 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
                             for i in range(a.size // w))
             regions.append(Region(a.base, data, writable=not a.const))
     # Code linked below the lowest address a process may map (a dylib or DLL at its preferred
-    # base 0) runs shifted by whole pages: the verified set has no instruction that reads the
-    # code's own address (isa: rip-relative lea and calls are refused), so the run is the same.
-    shift = LOW_SHIFT if blob.base < MIN_CODE else 0
+    # base 0) runs shifted by whole pages: where the code reads its own address, that address is
+    # the symbol `$code`, which co-simulation places where the code runs (symexec._windows).
+    shift = run_address(blob) - blob.base
     # The unit's read-only data where this state's model puts it, and the code linked for that
     # layout exactly as the linker would (verifier/rodata.py): the CPU checks the symbolic
     # treatment of the relocations.
@@ -94,6 +94,12 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
     state = EntryState(blob.arch, code, blob.base + shift, blob.entry + shift, tuple(regions),
                        oracle_registers(blob.arch, regs, avx), ret_addr)
     return Concrete(state, regs, arrays, placed, sp0, ret_addr, (lo, hi))
+
+
+def run_address(blob: Blob) -> int:
+    """Where the oracle runs the code: its own address, or above the lowest address a process
+    may map (then `$code`, when the code's address is a value, is placed there too)."""
+    return blob.base + (LOW_SHIFT if blob.base < MIN_CODE else 0)
 
 
 def rodata_addresses(blob: Blob, model: dict[str, int]) -> tuple[int, ...]:
