@@ -14,7 +14,7 @@ from verifier.blob import load
 from verifier.errors import UnsupportedError
 from verifier.pipeline import Options
 
-from .build import ARCHES, CC, compile_c, gas_object
+from .build import ARCHES, CC, compile_c, emit_signed, gas_object
 
 # Hacker's Delight p22 (parity) as a 16-entry table lookup after folding the halves.
 P22_TABLE = """#include <stdint.h>
@@ -228,16 +228,12 @@ def test_options_do_not_matter_to_the_unit(tmp_path):
     assert prove(str(obj), "p22", Options(cosim=0)).verdict.value == 0
 
 
-def test_emit_writes_an_object_carrying_the_data_and_its_relocations(tmp_path, capsys):
+def test_emit_writes_an_object_carrying_the_data_and_its_relocations(tmp_path):
     """Raw bytes cannot carry data: no .bin, and the .o links as the proven unit (same digest)."""
-    from verifier import attest
     from verifier.cli import main
 
     obj = compile_c(tmp_path, "aarch64", P22_TABLE, "Os", "p22")
-    attest.keygen(str(tmp_path / "key"), "ed25519")
-    out = tmp_path / "out"
-    assert main(["prove", str(obj), "--spec", "p22", "--sign", str(tmp_path / "key.key"), "--emit", str(out),
-                 "-q"]) == 0
+    out = emit_signed(tmp_path, obj, "p22")
     assert sorted(p.name for p in out.iterdir()) == ["p22.o", "p22.o.intoto.json"]
     again = load(out / "p22.o", symbol="p22")
     assert again.sha256 == load(obj, symbol="p22").sha256

@@ -13,7 +13,7 @@ import pytest
 from verifier import prove
 from verifier.blob import load
 
-from .build import ARCHES, CC, GAS
+from .build import ARCHES, CC, GAS, emit_signed
 
 CASES = ["(bvmul y #x00000003)", "(bvxor y #x00000055)", "(bvadd y #x00000007)", "(bvlshr y #x00000001)",
          "(bvnot y)", "(bvsub y #x00000009)", "(bvshl y #x00000003)", "(bvor y #x00000100)",
@@ -173,15 +173,9 @@ def test_a_target_inside_an_instruction_is_refuted(tmp_path):
 
 
 def test_emit_carries_the_table_and_its_links(tmp_path):
-    from verifier import attest
-    from verifier.cli import main
-
     obj = _compile(tmp_path, "x86_64", ["-fpie"])
-    attest.keygen(str(tmp_path / "key"), "ed25519")
     spec = _spec(tmp_path, "sw", _switch_spec())
-    out = tmp_path / "out"
-    assert main(["prove", str(obj), "--spec", spec, "--sign", str(tmp_path / "key.key"), "--emit", str(out),
-                 "-q"]) == 0
+    out = emit_signed(tmp_path, obj, spec)
     again = load(out / "sw.o", symbol="sw")
     assert again.sha256 == load(obj, symbol="sw").sha256 and again.rodata[0].links
     assert prove(str(out / "sw.o"), spec).verdict.value == 0

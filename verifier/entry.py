@@ -169,8 +169,11 @@ def _code_base(blob: Blob, regions: dict[str, Region], assumptions: list) -> BV 
         return None
     code = bv(names.CODE, 64)
     assumptions += [code != 0, claripy.ULE(code, MASK64 - blob.size)]
-    if blob.align > 1:      # its section is aligned; the function lies `offset` bytes into it
-        assumptions.append((code - blob.offset) % blob.align == 0)
+    # its section is aligned, the function lies `offset` bytes into it; AArch64 code runs only
+    # from 4-byte aligned addresses
+    align = max(blob.align, 4 if blob.arch == "aarch64" else 1)
+    if align > 1:
+        assumptions.append((code - blob.offset) % align == 0)
     for n, ro in enumerate(blob.rodata):
         base = regions[names.rodata(n)].base
         for k in ro.links:

@@ -65,10 +65,13 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
     # first n (the counterexample's value) of the modelled elements exist.
     arrays = [(name, regs[reg], bits // 8 * (n if count is None else min(n, model.get(count, 0))), bits, n, const)
               for name, reg, bits, n, const, count in ex.arrays]
-    from .oracle.concrete import rodata_addresses
+    from .oracle.concrete import code_address, rodata_addresses
     from .rodata import link_data
 
     placed = rodata_addresses(blob, model)
+    if code_address(blob, ex, model) != blob.base:
+        out.error = "the counterexample places the code elsewhere than unicorn runs it"
+        return out
     rodata = [(at, len(ro.data)) for at, ro in zip(placed, blob.rodata, strict=True)]
     spans = [(blob.base, blob.size), *rodata,
              (sp0 - STACK_MAX - abi.red_zone, STACK_MAX + abi.red_zone + abi.stack_hi + 8)]

@@ -43,6 +43,7 @@ MAX_PATHS = 4096
 MERGE_THRESHOLD = 256
 MAX_SYMBOLIC_OFFSETS = 4096
 MAX_TABLE_TARGETS = 256     # targets of one jump through a table, enumerated one by one
+CODE_WINDOW = 0x40000       # how far below its own address a concrete run may place the code
 SOLVER_TIMEOUT_MS = 30_000
 
 
@@ -1146,7 +1147,8 @@ def _windows(blob: Blob, code: BV | None) -> dict[str, tuple[int, int]]:
     if code is not None:
         from .oracle.concrete import run_address
 
-        out[names.CODE] = (run_address(blob), run_address(blob))
+        run = run_address(blob)     # co-simulation and replay may move the code below where it runs
+        out[names.CODE] = (max(run - CODE_WINDOW, 0x10000), run)
     return out
 
 

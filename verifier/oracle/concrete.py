@@ -82,7 +82,7 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
     # Code linked below the lowest address a process may map (a dylib or DLL at its preferred
     # base 0) runs shifted by whole pages: where the code reads its own address, that address is
     # the symbol `$code`, which co-simulation places where the code runs (symexec._windows).
-    shift = run_address(blob) - blob.base
+    shift = code_address(blob, ex, model) - blob.base
     # The unit's read-only data where this state's model puts it, and the code linked for that
     # layout exactly as the linker would (verifier/rodata.py): the CPU checks the symbolic
     # treatment of the relocations.
@@ -100,6 +100,15 @@ def run_address(blob: Blob) -> int:
     """Where the oracle runs the code: its own address, or above the lowest address a process
     may map (then `$code`, when the code's address is a value, is placed there too)."""
     return blob.base + (LOW_SHIFT if blob.base < MIN_CODE else 0)
+
+
+def code_address(blob: Blob, ex: Exploration, model: dict[str, int]) -> int:
+    """Where this state runs the code: where its model puts `$code` when the code's address is a
+    value of the model (so a counterexample that depends on it runs as the model says), else
+    `run_address`."""
+    from ..names import CODE
+
+    return model.get(CODE, run_address(blob)) if CODE in ex.rodata else run_address(blob)
 
 
 def rodata_addresses(blob: Blob, model: dict[str, int]) -> tuple[int, ...]:

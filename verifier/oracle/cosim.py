@@ -16,6 +16,7 @@ from .. import replay as uc_replay
 from ..arch import FP_CALLEE_SAVED, Abi
 from ..blob import Blob
 from ..exploration import Exploration, PathResult
+from ..names import CODE
 from ..rodata import LinkError
 from . import concrete, host
 from .state import Run
@@ -49,7 +50,7 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
         # a page the oracle can map its landing stub at (0 is below mmap_min_addr).
         model = {**model, ex.return_address: RET_DEFAULT}
     # read-only data the counterexample does not depend on goes where the code can reach it
-    model = {**{n: (lo + hi) // 2 for n, (lo, hi) in ex.rodata.items()}, **model}
+    model = {**{n: hi if n == CODE else (lo + hi) // 2 for n, (lo, hi) in ex.rodata.items()}, **model}
     how = oracle_for(blob.arch)
     if how is None:
         return _unicorn(blob, abi, ex, model, loop_bound, names, {"oracle": "unicorn",
