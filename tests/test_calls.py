@@ -89,3 +89,43 @@ def test_emit_writes_the_helper_and_the_entry(tmp_path):
     again, first = load(out / "kern.o", symbol="kern"), load(obj, symbol="kern")
     assert again.sha256 == first.sha256 and again.entry - again.base == first.entry - first.base > 0
     assert prove(str(out / "kern.o"), spec).verdict.value == 0
+
+
+COLD = """.text
+.globl f
+.type f, %function
+f:
+cmp w0, #10
+b.hi .Lcold
+add w0, w0, #1
+.Lback:
+ret
+.size f, .-f
+.section .text.unlikely,"ax",%progbits
+.type f.cold, %function
+f.cold:
+.Lcold:
+mov w0, #0
+b .Lback
+.size f.cold, .-f.cold
+"""
+COLD_SPEC = "(= ret (ite (bvugt x #x0000000a) #x00000000 (bvadd x #x00000001)))"
+
+
+def test_a_part_in_another_section_is_part_of_the_unit(tmp_path):
+    """gcc's `f.cold` in .text.unlikely, reached and left by jumps the linker relocates (AArch64
+    CONDBR19 and JUMP26 here; x86's PC32 in tests/test_tables.py)."""
+    obj = gas_object(tmp_path, "aarch64", COLD, "cold")
+    blob = load(obj, symbol="f")
+    assert "f.cold" in (blob.extent_note or "") and blob.span < blob.size
+    out = prove(str(obj), _spec(tmp_path, "f", "uint32_t f(uint32_t x)", COLD_SPEC)).to_json()
+    assert out["verdict"] == "proven", out
+    assert out["cosim"]["states"] > 0 and out["cosim"]["mismatches"] == 0
+
+
+def test_a_part_taking_a_code_address_is_refused(tmp_path):
+    from verifier.errors import UnsupportedError
+
+    src = COLD.replace("mov w0, #0\n", "adr x1, .\nmov w0, #0\n")
+    with pytest.raises(UnsupportedError, match=r"f's part f\.cold \(\.text\.unlikely\) holds adr"):
+        load(gas_object(tmp_path, "aarch64", src, "coldadr"), symbol="f")

@@ -34,6 +34,9 @@ class Blob:
     rodata: tuple[Any, ...] = ()
     fixups: tuple[Any, ...] = ()
     align: int = 1                  # the alignment of the function's section (where it may be linked)
+    span: int = 0                   # bytes from `base` that lie together when linked (0: all); past
+                                    # them, parts of the function in other sections (verifier/pieces.py)
+    parts: tuple[tuple[int, int], ...] = ()     # each such part: [start, end) from `base`
 
     @property
     def sha256(self) -> str:
@@ -72,6 +75,15 @@ class Blob:
 
     def contains(self, addr: int) -> bool:
         return self.base <= addr < self.base + len(self.code)
+
+    def piece(self, addr: int) -> tuple[int, int]:
+        """The addresses [lo, hi) of the bytes that lie together with `addr` when linked: the
+        unit's span, or the part of it in another section that holds `addr`."""
+        off = addr - self.base
+        for lo, hi in self.parts:
+            if lo <= off < hi:
+                return self.base + lo, self.base + hi
+        return self.base, self.base + (self.span or len(self.code))
 
 
 def load(path: str | Path, *, arch: str | None = None, base: int | None = None,

@@ -66,7 +66,8 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
 
     sections: list[symbols.Section | None] = [
         symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR), bool(s.flags & SHF_WRITE),
-                        _rodata(s.type, s.flags), s.align, s.entsize if s.flags & SHF_MERGE else 0)
+                        _rodata(s.type, s.flags), s.align, s.entsize if s.flags & SHF_MERGE else 0,
+                        bool(s.flags & SHF_GROUP))
         for i, s in enumerate(fast.sections)]
     obj = symbols.ObjectFile("elf", fast.arch, relocatable=True, bias=DEFAULT_BASE)
     for s in fast.symbols:
@@ -114,7 +115,7 @@ def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
                         b"" if s.type == lief.ELF.Section.TYPE.NOBITS else bytes(s.content),
                         bool(int(s.flags) & SHF_EXECINSTR), bool(int(s.flags) & SHF_WRITE),
                         rel and _rodata(int(s.type.value), int(s.flags)), max(int(s.alignment), 1),
-                        int(s.entry_size) if int(s.flags) & SHF_MERGE else 0)
+                        int(s.entry_size) if int(s.flags) & SHF_MERGE else 0, bool(int(s.flags) & SHF_GROUP))
         for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("elf", found, relocatable=rel, bias=DEFAULT_BASE if rel else 0)
     for s in binary.symbols:

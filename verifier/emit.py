@@ -123,6 +123,10 @@ def emit(directory: str, code: bytes, result: dict, spec_text: str, private_key,
     except OSError as e:
         raise UsageError(f"--emit {directory}: cannot create the directory: {e.strerror or e}") from None
     rodata, fixups, entry = unit
+    if any(f.region < 0 for f in fixups):
+        raise UsageError(f"--emit: {name} has parts in other sections (gcc's .text.unlikely); emitting them is "
+                         "not supported: link the object the proof was made from, whose unit sha256 the "
+                         "result names")
     obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups, entry)
     # raw bytes carry neither data nor relocations, nor an entry point other than their first byte
     files = {f"{name}.bin": code, f"{name}.o": obj} if not fixups and not rodata and not entry else {f"{name}.o": obj}

@@ -141,7 +141,8 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
              for r in regions.values() if r.name != STACK]
     spans.append((sp0 - stack_lo, stack_lo + stack_hi))
     # the code: where it is lifted, or where the linker puts it when its address is a value
-    spans.append((claripy.BVV(blob.base, 64) if code is None else code, claripy.BVV(blob.size, 64)))
+    # (only the bytes that lie together when linked: a part in another section lies elsewhere)
+    spans.append((claripy.BVV(blob.base, 64) if code is None else code, claripy.BVV(blob.span or blob.size, 64)))
     # Read-only regions with the same bytes may be one: the linker merges equal entities of a
     # constant-merging section, and identical code folding (lld --icf=all) folds equal read-only
     # sections. Their addresses may then be equal; nothing else may overlap.

@@ -47,6 +47,8 @@ class Relocated:
         if len(fixups) != 1:
             return f"{insn.text()} at {insn.addr:#x} holds {len(fixups)} relocations"
         f = fixups[0]
+        if f.region < 0:
+            return self._jump_problem(f, insn)
         moved = list(self.places)
         moved[f.region] += _DELTA
         try:
@@ -63,6 +65,17 @@ class Relocated:
             return (f"{insn.text()} at {insn.addr:#x} holds a {f.kind} relocation to "
                     f"{self.blob.rodata[f.region].name} in an operand nverify does not model for it")
         return None
+
+    def _jump_problem(self, f: rodata.Fixup, insn: Insn) -> str | None:
+        """A jump between the function and a part of it in another section (verifier/pieces.py):
+        its field must be the direct jump's displacement, landing where the fixup says."""
+        m = insn.mnemonic
+        direct = insn.shape[-1:] == "i" and (m in ("jmp", "b", "cbz", "cbnz", "tbz", "tbnz")
+                                             or m.startswith(("j", "b.")))
+        lands = self.blob.base + f.target + (4 if self.blob.arch == "x86_64" else 0)
+        if direct and insn.imms[-1] == lands and insn.addr + insn.size - 4 <= self.blob.base + f.at:
+            return None
+        return f"{insn.text()} at {insn.addr:#x} holds a {f.kind} relocation to code that is not its jump's target"
 
     def _feeds(self, f: rodata.Fixup, a: Insn, b: Insn, x: int) -> bool:
         m, arch = a.mnemonic, self.blob.arch
@@ -93,6 +106,8 @@ class Relocated:
 
     def address(self, f: rodata.Fixup, addr: BV) -> BV:
         """The address the linked code computes where the lifted code computed `addr`."""
+        if f.region < 0:
+            return addr
         if f.rtype in rodata.LINEAR:
             # only the operand the field feeds: an address with a region's base in it (the stack
             # slot of a push) is another access of the same instruction
@@ -103,6 +118,8 @@ class Relocated:
 
     def value(self, f: rodata.Fixup, lifted: BV) -> BV | None:
         """The destination register's value in the linked code (None: the instruction has none)."""
+        if f.region < 0:
+            return None
         if f.rtype in rodata.PAGE:
             return self._page(f)
         if f.rtype == rodata.A64_ADD_LO12:

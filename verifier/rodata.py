@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from .errors import UnsupportedError
 from .relocs import Reloc
 
-X86_PC32, X86_32, X86_32S = 2, 10, 11
+X86_PC32, X86_PLT32, X86_32, X86_32S = 2, 4, 10, 11
 A64_LD_PREL_LO19, A64_ADR_PREL_LO21, A64_ADR_PAGE, A64_ADR_PAGE_NC, A64_ADD_LO12 = 273, 274, 275, 276, 277
 A64_LDST_SCALE = {278: 0, 284: 1, 285: 2, 286: 3, 299: 4}     # LDST{8,16,32,64,128}_ABS_LO12_NC
+A64_BRANCH = {282: (26, 0), 283: (26, 0), 280: (19, 5), 279: (14, 5)}   # JUMP26, CALL26, CONDBR19, TSTBR14
 SUPPORTED = {"x86_64": frozenset({X86_PC32, X86_32, X86_32S}),
              "aarch64": frozenset({A64_LD_PREL_LO19, A64_ADR_PREL_LO21, A64_ADR_PAGE, A64_ADR_PAGE_NC,
                                    A64_ADD_LO12, *A64_LDST_SCALE})}
@@ -218,13 +219,13 @@ def link(arch: str, code: bytes, base: int, fixups: Sequence[Fixup], addresses: 
     out = bytearray(code)
     for f in fixups:
         p = base + f.at
-        x = addresses[f.region] + f.target
+        x = (base if f.region < 0 else addresses[f.region]) + f.target     # < 0: code of the unit
         if arch == "x86_64" and f.rtype == X86_32:
             if not 0 <= x < 1 << 32:
                 raise LinkError(f"{f.kind} at +{f.at:#x}: {x:#x} does not fit its 32-bit field")
             _put(out, f.at, 4, x, signed=False)
         elif arch == "x86_64":
-            _put(out, f.at, 4, _fits(x - p if f.rtype == X86_PC32 else x, 32, f), signed=True)
+            _put(out, f.at, 4, _fits(x - p if f.rtype in (X86_PC32, X86_PLT32) else x, 32, f), signed=True)
         else:
             _a64(out, f, p, x)
     return bytes(out)
@@ -244,6 +245,10 @@ def _a64(out: bytearray, f: Fixup, p: int, x: int) -> None:
         if x & ((1 << scale) - 1):
             raise LinkError(f"{f.kind} at +{f.at:#x}: {x:#x} is not {1 << scale}-byte aligned")
         word = (word & ~(0xFFF << 10)) | (((x & 0xFFF) >> scale) << 10)
+    elif f.rtype in A64_BRANCH:     # a jump to a part of the function in another section
+        bits, shift = A64_BRANCH[f.rtype]
+        imm = _fits(x - p, bits + 2, f) >> 2
+        word = (word & ~(((1 << bits) - 1) << shift)) | ((imm & ((1 << bits) - 1)) << shift)
     else:   # LD_PREL_LO19
         if (x - p) % 4:
             raise LinkError(f"{f.kind} at +{f.at:#x}: the target is not 4-byte aligned")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import rodata
+from . import pieces, rodata
 from .blob import Blob
 from .errors import BlobError, UnsupportedError
 from .relocs import Reloc, check_relocations
@@ -45,6 +45,7 @@ class Section:
     rodata: bool = False
     align: int = 1
     piece: int = 0
+    grouped: bool = True      # in a COMDAT group (another object's copy may be linked instead)
 
     @property
     def end(self) -> int:
@@ -107,22 +108,60 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     regions: tuple[rodata.RoData, ...] = ()
     fixups: tuple[rodata.Fixup, ...] = ()
     rest = obj.relocations
+    hot, parts, part_spans = code, [], []
     if obj.relocatable:
-        regions, fixups, rest = rodata.collect(path, fn, obj.arch, code, obj.relocations, space, lo, hi, base)
+        assert space is not None
+        code, jumps, rest, parts, part_spans = _with_parts(path, fn, obj, space, lo, hi, code)
+        regions, fixups, rest = rodata.collect(path, fn, obj.arch, hot, rest, space, lo, hi, base)
+        fixups += tuple(jumps)
     check_relocations(path, fn, rest, space, lo, hi)
     note = ext.note
+    if parts:
+        also = f"the unit also holds {', '.join(parts)}, parts of it in other sections that it jumps to"
+        note = f"{note}; {also}" if note else also
     if callees:
         also = (f"the unit also holds {', '.join(callees)}, which it calls or jumps to in {sec.name}, and the "
                 "bytes between")
         note = f"{note}; {also}" if note else also
     blob = Blob(code=code, arch=obj.arch, base=base, entry=obj.bias + ext.start, name=sym.name, source=path,
                 fmt=obj.fmt, section=sec.name, offset=lo - sec.start, extent_note=note,
-                rodata=regions, fixups=fixups, align=sec.align)
+                rodata=regions, fixups=fixups, align=sec.align, span=len(hot) if parts else 0,
+                parts=tuple((w, w + n) for w, n in part_spans))
     try:
         blob.image     # noqa: B018 - linked for the placeholder layout once, here, to refuse early
     except rodata.LinkError as e:
         raise UnsupportedError(f"{path}: {fn}: its read-only data cannot be laid out near it: {e}") from None
     return blob
+
+
+def _with_parts(path: str, fn: str, obj: ObjectFile, space: int, lo: int, hi: int, code: bytes):
+    """The function's parts in other executable sections it jumps to (verifier/pieces.py), laid
+    out after it: (the unit's bytes, the jumps between them as fixups, the relocations left,
+    the parts' names). A part holding a call or taking a code address is refused."""
+    from .isa import decode
+
+    def part_of(s: Section, off: int):
+        for f in obj.symbols:
+            if f.section is s and is_function(f):
+                e = extent(path, obj, f)
+                if e.start <= off < e.end:
+                    return e.start, e.end, obj.display(f.name)
+        return None
+
+    ps = pieces.parts(path, fn, obj.arch, obj.relocations, space, lo, hi, part_of)
+    if not ps:
+        return code, [], obj.relocations, [], []
+    for p in ps:
+        body = p.section.content[p.start - p.section.start: p.end - p.section.start]
+        for insn in decode.disassemble(obj.arch, body, 0):
+            if insn.mnemonic in ("call", "bl", "adr", "adrp", "blr") or "rip" in insn.op_str:
+                raise UnsupportedError(f"{path}: {fn}'s part {p.name} ({p.section.name}) holds {insn.text()}: a part "
+                                       "in another section that takes a code address is not modelled")
+    full, where = pieces.layout(obj.arch, code, ps)
+    jumps, rest = pieces.fixups(obj.arch, obj.relocations, space, lo, hi, ps, where)
+    for p in ps:
+        check_relocations(path, f"{fn}'s part {p.name}", rest, p.section.key, p.start, p.end)
+    return full, jumps, rest, [p.name for p in ps], [(w, p.end - p.start) for p, w in zip(ps, where, strict=True)]
 
 
 def _with_callees(path: str, obj: ObjectFile, ext: Extent) -> tuple[int, int, list[str]]:

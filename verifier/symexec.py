@@ -684,7 +684,8 @@ class Explorer:
             cond = claripy.Or(*conds) if len(conds) > 1 else conds[0]
             if not self._feasible(path, cond):
                 continue
-            if self.blob.base + v not in starts:
+            lo, hi = self.blob.piece(self.blob.base)
+            if self.blob.base + v not in starts or not lo <= self.blob.base + v < hi:
                 msg = (f"the jump at {self._current:#x} may go to the function's address + {_signed(v):#x}, "
                        "which is not an instruction of the unit")
                 self._violate(path, "policy", self._current, msg, cond)

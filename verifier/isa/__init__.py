@@ -128,6 +128,12 @@ def _flow(blob: Blob, d: Decision) -> Decision:
             return d if d.form is not None else Decision("ok", insn=insn, form=INDIRECT)
         return Decision("policy", f"{insn.text()} at {insn.addr:#x} is an indirect {kind}", insn)
     target = insn.imms[-1] & (2**64 - 1)
+    lo, hi = blob.piece(insn.addr)
+    if blob.parts and not lo <= target < hi and not relocated(blob, insn):
+        # a jump the assembler resolved stays in its own section: once linked, past the piece's
+        # end lies other code, not the unit's next piece
+        return Decision("policy", f"{insn.text()} at {insn.addr:#x} {kind}s past the end of its section's part "
+                        "of the unit", insn)
     if not blob.contains(target):
         return Decision("policy", f"{insn.text()} at {insn.addr:#x} {kind}s outside the blob", insn)
     if kind == "call" and not symbolic_code(blob):
