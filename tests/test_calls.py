@@ -129,3 +129,13 @@ def test_a_part_taking_a_code_address_is_refused(tmp_path):
     src = COLD.replace("mov w0, #0\n", "adr x1, .\nmov w0, #0\n")
     with pytest.raises(UnsupportedError, match=r"f's part f\.cold \(\.text\.unlikely\) holds adr"):
         load(gas_object(tmp_path, "aarch64", src, "coldadr"), symbol="f")
+
+
+def test_a_jump_past_its_own_piece_is_refuted(tmp_path):
+    """Past the function's own span lies, once linked, other code: a jump the assembler resolved
+    there does not reach the part the proof lays out after it."""
+    src = COLD.replace("add w0, w0, #1\n", "add w0, w0, #1\ncmp w0, #5\nb.eq .+64\n")
+    obj = gas_object(tmp_path, "aarch64", src, "past")
+    out = prove(str(obj), _spec(tmp_path, "f", "uint32_t f(uint32_t x)", COLD_SPEC)).to_json()
+    assert out["verdict"] == "refuted" and out["reason"] == "policy", out
+    assert "past the end of its section's part of the unit" in out["message"], out["message"]
