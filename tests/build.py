@@ -124,3 +124,14 @@ def damaged(data: bytes, rng, count: int):
         for _ in range(rng.randrange(1, 8)):
             out[rng.randrange(len(out))] = rng.randrange(256)
         yield i, bytes(out)
+
+
+def emit_signed(tmp: Path, obj: Path, spec: str) -> Path:
+    """`nverify prove OBJ --spec SPEC --sign KEY --emit DIR` with a fresh key: the directory."""
+    from verifier import attest
+    from verifier.cli import main
+
+    attest.keygen(str(tmp / "key"), "ed25519")
+    out = tmp / "out"
+    assert main(["prove", str(obj), "--spec", spec, "--sign", str(tmp / "key.key"), "--emit", str(out), "-q"]) == 0
+    return out

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from .arch import canonical_arch
 from .errors import BlobError, UnsupportedError, UsageError
@@ -27,10 +29,36 @@ class Blob:
     section: str | None = None      # the section the function lies in (object files and images)
     offset: int = 0                 # where it starts in that section
     extent_note: str | None = None  # how its end was found, when the symbol table gives no size
+    # The read-only data of the unit (rodata.RoData) and the relocations linking the code to it
+    # (rodata.Fixup): `code` is the bytes as the object holds them, fields unlinked.
+    rodata: tuple[Any, ...] = ()
+    fixups: tuple[Any, ...] = ()
+    align: int = 1                  # the alignment of the function's section (where it may be linked)
+    span: int = 0                   # bytes from `base` that lie together when linked (0: all); past
+                                    # them, parts of the function in other sections (verifier/pieces.py)
+    parts: tuple[tuple[int, int], ...] = ()     # each such part: [start, end) from `base`
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.code).hexdigest()
+        """The verified unit's digest: the code alone, or the code, its data and their links."""
+        if not self.rodata and not self.fixups and self.entry == self.base:
+            return hashlib.sha256(self.code).hexdigest()
+        from .rodata import digest
+
+        return digest(self.code, self.rodata, self.fixups, self.entry - self.base)
+
+    @cached_property
+    def image(self) -> bytes:
+        """The bytes that are decoded and lifted: linked for the placeholder layout."""
+        return self.linked(self.base, [r.placeholder for r in self.rodata])
+
+    def linked(self, base: int, addresses) -> bytes:
+        """The code linked as the linker would: at `base`, region i of `rodata` at addresses[i]."""
+        if not self.fixups:
+            return self.code
+        from .rodata import link
+
+        return link(self.arch, self.code, base, self.fixups, addresses)
 
     @property
     def size(self) -> int:
@@ -47,6 +75,15 @@ class Blob:
 
     def contains(self, addr: int) -> bool:
         return self.base <= addr < self.base + len(self.code)
+
+    def piece(self, addr: int) -> tuple[int, int]:
+        """The addresses [lo, hi) of the bytes that lie together with `addr` when linked: the
+        unit's span, or the part of it in another section that holds `addr`."""
+        off = addr - self.base
+        for lo, hi in self.parts:
+            if lo <= off < hi:
+                return self.base + lo, self.base + hi
+        return self.base, self.base + (self.span or len(self.code))
 
 
 def load(path: str | Path, *, arch: str | None = None, base: int | None = None,

@@ -251,7 +251,7 @@ def _prove(args) -> int:
         from .emit import emit
 
         key, provenance = signing
-        written = emit(args.emit, result.code, data, result.spec_text, key, provenance)
+        written = emit(args.emit, result.code, data, result.spec_text, key, provenance, unit=result.unit)
         data["emitted"] = [str(p) for p in written]
     if args.json:
         _write_json(args.json, data)

@@ -35,6 +35,7 @@ class Section:
     info: int
     entsize: int
     flags: int = 0
+    align: int = 1
 
 
 @dataclass
@@ -113,7 +114,7 @@ def _parse(data: bytes) -> Object:
     headers = [_SECTION.unpack(_slice(data, shoff + i * shentsize, shentsize)) for i in range(shnum)]
     contents = [b"" if h[1] == SHT_NOBITS else _slice(data, h[4], h[5]) for h in headers]
     names = contents[shstrndx]
-    sections = [Section(_name(names, h[0]), h[1], c, h[6], h[7], h[9], h[2])
+    sections = [Section(_name(names, h[0]), h[1], c, h[6], h[7], h[9], h[2], max(h[8], 1))
                 for h, c in zip(headers, contents, strict=True)]
     if any(s.type == SHT_DYNSYM for s in sections):
         raise _Unread

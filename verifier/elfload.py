@@ -10,7 +10,9 @@ from .arch import canonical_arch
 from .blob import DEFAULT_BASE, Blob, text
 from .errors import BlobError, UnsupportedError, UsageError
 
-SHF_WRITE, SHF_EXECINSTR = 0x1, 0x4
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE = 0x1, 0x2, 0x4, 0x10
+SHF_STRINGS, SHF_GROUP, SHF_TLS = 0x20, 0x200, 0x400
+SHT_PROGBITS = 1
 SHN_LORESERVE = 0xFF00
 BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "global"}     # 10: STB_GNU_UNIQUE
 KINDS = {0: symbols.NOTYPE, 1: symbols.DATA, 2: symbols.FUNCTION, 3: symbols.SECTION, 5: symbols.DATA,
@@ -63,7 +65,9 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
     from . import elf
 
     sections: list[symbols.Section | None] = [
-        symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR), bool(s.flags & SHF_WRITE))
+        symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR), bool(s.flags & SHF_WRITE),
+                        _rodata(s.type, s.flags), s.align, s.entsize if s.flags & SHF_MERGE else 0,
+                        bool(s.flags & SHF_GROUP))
         for i, s in enumerate(fast.sections)]
     obj = symbols.ObjectFile("elf", fast.arch, relocatable=True, bias=DEFAULT_BASE)
     for s in fast.symbols:
@@ -84,6 +88,14 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
     return obj
 
 
+def _rodata(kind: int, flags: int) -> bool:
+    """Read-only data a function of the object may take into its unit (symbols.Section.rodata):
+    allocated bytes nobody writes or runs, in no COMDAT group (another object's copy of the group
+    may be linked instead) and not merged as strings (pieces the linker cuts at each NUL)."""
+    bad = SHF_WRITE | SHF_EXECINSTR | SHF_GROUP | SHF_STRINGS | SHF_TLS
+    return kind == SHT_PROGBITS and bool(flags & SHF_ALLOC) and not flags & bad
+
+
 def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
     """LIEF's reading of an ELF file: executables, shared objects, and objects elf.py leaves to it."""
     import lief
@@ -101,7 +113,9 @@ def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
     sections: list[symbols.Section | None] = [
         symbols.Section(i, text(s.name), 0 if rel else s.virtual_address,
                         b"" if s.type == lief.ELF.Section.TYPE.NOBITS else bytes(s.content),
-                        bool(int(s.flags) & SHF_EXECINSTR), bool(int(s.flags) & SHF_WRITE))
+                        bool(int(s.flags) & SHF_EXECINSTR), bool(int(s.flags) & SHF_WRITE),
+                        rel and _rodata(int(s.type.value), int(s.flags)), max(int(s.alignment), 1),
+                        int(s.entry_size) if int(s.flags) & SHF_MERGE else 0, bool(int(s.flags) & SHF_GROUP))
         for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("elf", found, relocatable=rel, bias=DEFAULT_BASE if rel else 0)
     for s in binary.symbols:

@@ -2,10 +2,17 @@
 
 NAME.o is a minimal ELF64 relocatable object: one .text section holding exactly the proven
 bytes and one global function symbol. Placing the bytes at another address than the one they
-were proven at loses nothing: the machine model refuses (as unsupported) every instruction
-that could observe the code's own address — rip-relative `lea`, `adr`/`adrp`, calls inside
-the blob — and every jump that leaves the blob, so the code's behaviour does not depend on
-where it sits, and the object needs no relocations.
+were proven at loses nothing: where the code observes its own address (rip-relative `lea`,
+`adr`, the return address of a call inside the blob) that address is the symbol `$code` of
+the proof, which holds for every value of it, and every other such instruction is refused, as
+is every jump that leaves the blob.
+
+A unit with read-only data (verifier/rodata.py) is more than bytes: its .o holds each region
+as a read-only section of its own (its alignment kept, never merged), the proven relocations
+from .text to them and from a jump table's entries back to .text, so that loading it again
+gives the same unit and the same sha256. Raw bytes cannot carry data or relocations, nor an
+entry other than their first byte (a unit holding a helper before the function), so no
+NAME.bin is written then: NAME.o and NAME.o.intoto.json.
 """
 
 from __future__ import annotations
@@ -23,39 +30,45 @@ TOOLS = ("nverify", "angr", "pyvex", "claripy", "z3-solver", "bitwuzla", "cvc5",
          "unicorn", "cryptography")
 
 
-def elf_object(code: bytes, name: str, arch: str) -> bytes:
-    """An ELF64 little-endian ET_REL with .text = `code` and a global STT_FUNC `name` at 0."""
-    shstr = b"\0.text\0.symtab\0.strtab\0.shstrtab\0.note.GNU-stack\0"
-    strtab = b"\0" + name.encode() + b"\0"
-    # null symbol, the .text section symbol (local), then the global function
-    symtab = bytes(24) + struct.pack("<IBBHQQ", 0, 3, 0, 1, 0, 0) \
-        + struct.pack("<IBBHQQ", 1, (1 << 4) | 2, 0, 1, 0, len(code))
-    align = 16 if arch == "x86_64" else 4
-    off = 64
-    layout = []
-    for data, a in ((code, align), (symtab, 8), (strtab, 1), (shstr, 1)):
-        off = -(-off // a) * a
-        layout.append(off)
-        off += len(data)
-    shoff = -(-off // 8) * 8
-
-    def sh(name_off, kind, flags, offset, size, link=0, info=0, addralign=1, entsize=0) -> bytes:
-        return struct.pack("<IIQQQQIIQQ", name_off, kind, flags, 0, offset, size, link, info, addralign, entsize)
-
-    sections = [bytes(64),
-                sh(1, 1, 0x6, layout[0], len(code), addralign=align),               # .text: AX
-                sh(7, 2, 0, layout[1], len(symtab), link=3, info=2, addralign=8, entsize=24),
-                sh(15, 3, 0, layout[2], len(strtab)),
-                sh(23, 3, 0, layout[3], len(shstr)),
-                sh(33, 1, 0, layout[3] + len(shstr), 0)]                           # no exec stack
-    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack(
-        "<HHIQQQIHHHHHH", 1, EM[arch], 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(sections), 4)
-    out = bytearray(header)
-    for data, at in zip((code, symtab, strtab, shstr), layout, strict=True):
-        out += bytes(at - len(out)) + data
-    out += bytes(shoff - len(out))
-    for s in sections:
-        out += s
+def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tuple = (), entry: int = 0) -> bytes:
+    """An ELF64 little-endian ET_REL with .text = `code` and a global STT_FUNC `name` at `entry`;
+    with read-only data, a section .rodata.nverify.<i> per region, .rela.text linking the code to
+    them and .rela.rodata.nverify.<i> linking a jump table's entries to the code."""
+    n = len(rodata)
+    # section 0 is null, 1 .text, 2..n+1 the regions; symbols: null, then the section symbols of
+    # .text and each region (1 .. n+1: symbol i+1 is section i+1), then the function
+    rela_text = b"".join(struct.pack("<QQq", f.at, ((2 + f.region) << 32) | f.rtype, f.target) for f in fixups)
+    content = [(".text", 1, 0x6, code, 16 if arch == "x86_64" else 4, 0, 0),
+               *((f".rodata.nverify.{i}", 1, 0x2, r.data, r.align, 0, 0) for i, r in enumerate(rodata))]
+    relas = [(".rela.text", rela_text, 1)] if fixups else []
+    relas += [(f".rela.rodata.nverify.{i}", b"".join(struct.pack("<QQq", k.at, (1 << 32) | k.rtype, k.target)
+                                                    for k in r.links), 2 + i)
+              for i, r in enumerate(rodata) if r.links]
+    symtab_i = len(content) + 1 + len(relas)
+    strtab = b"\0" + name.encode() + b"\0" + name.encode() + b".unit\0"
+    symtab = bytes(24) + b"".join(struct.pack("<IBBHQQ", 0, 3, 0, 1 + i, 0, 0) for i in range(n + 1))
+    if entry:     # the functions before the entry, as one local function the entry calls into
+        symtab += struct.pack("<IBBHQQ", len(name) + 2, 2, 0, 1, 0, len(code))
+    symtab += struct.pack("<IBBHQQ", 1, (1 << 4) | 2, 0, 1, entry, len(code) - entry)
+    sections = [*content, *((nm, 4, 0x40, data, 8, symtab_i, info) for nm, data, info in relas),
+                (".symtab", 2, 0, symtab, 8, symtab_i + 1, len(symtab) // 24 - 1), (".strtab", 3, 0, strtab, 1, 0, 0)]
+    names = [s[0] for s in sections] + [".shstrtab", ".note.GNU-stack"]
+    shstr = b"\0" + b"".join(nm.encode() + b"\0" for nm in names)
+    sections += [(".shstrtab", 3, 0, shstr, 1, 0, 0), (".note.GNU-stack", 1, 0, b"", 1, 0, 0)]   # no exec stack
+    out = bytearray(64)
+    headers = [bytes(64)]
+    for nm, kind, flags, data, align, link, info in sections:
+        out += bytes(-len(out) % align)
+        entsize = 24 if kind in (2, 4) else 0
+        headers.append(struct.pack("<IIQQQQIIQQ", shstr.index(b"\0" + nm.encode() + b"\0") + 1, kind, flags, 0,
+                                   len(out), len(data), link, info, align, entsize))
+        out += data
+    out += bytes(-len(out) % 8)
+    shoff = len(out)
+    out[:64] = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack(
+        "<HHIQQQIHHHHHH", 1, EM[arch], 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(headers), len(headers) - 2)
+    for h in headers:
+        out += h
     return bytes(out)
 
 
@@ -99,8 +112,9 @@ def statement(result: dict, spec_text: str, files: dict[str, bytes], provenance:
 
 
 def emit(directory: str, code: bytes, result: dict, spec_text: str, private_key,
-         provenance: dict | None = None) -> list[Path]:
-    """Write NAME.bin, NAME.o and NAME.bin.intoto.json into `directory`, all or none."""
+         provenance: dict | None = None, unit: tuple = ((), (), 0)) -> list[Path]:
+    """Write NAME.bin, NAME.o and NAME.bin.intoto.json into `directory`, all or none; for a unit
+    with read-only data (`unit`: its regions and fixups), NAME.o and NAME.o.intoto.json."""
     name = result["spec"]["function"]
     d = Path(directory)
     created = not d.exists()
@@ -108,13 +122,20 @@ def emit(directory: str, code: bytes, result: dict, spec_text: str, private_key,
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--emit {directory}: cannot create the directory: {e.strerror or e}") from None
-    files = {f"{name}.bin": code, f"{name}.o": elf_object(code, name, result["blob"]["arch"])}
+    rodata, fixups, entry = unit
+    if any(f.region < 0 for f in fixups):
+        raise UsageError(f"--emit: {name} has parts in other sections (gcc's .text.unlikely); emitting them is "
+                         "not supported: link the object the proof was made from, whose unit sha256 the "
+                         "result names")
+    obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups, entry)
+    # raw bytes carry neither data nor relocations, nor an entry point other than their first byte
+    files = {f"{name}.bin": code, f"{name}.o": obj} if not fixups and not rodata and not entry else {f"{name}.o": obj}
     st = statement(result, spec_text, files, provenance, attest.fingerprint(private_key.public_key()))
     envelope = attest.sign_envelope(st, private_key)
     import json
 
     outputs = {d / n: (data, 0o644) for n, data in files.items()}
-    outputs[d / f"{name}.bin.intoto.json"] = ((json.dumps(envelope, indent=2) + "\n").encode(), 0o644)
+    outputs[d / f"{next(iter(files))}.intoto.json"] = ((json.dumps(envelope, indent=2) + "\n").encode(), 0o644)
     try:
         attest.write_files(outputs)
     except BaseException:

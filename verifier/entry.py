@@ -61,6 +61,7 @@ class EntryState:
     sp0: BV
     stack_hi: int                         # highest stack offset (exclusive) the code may touch
     cpu: dict[str, BV]                    # per-CPU constants a proof quantifies over (isa/corrections.py)
+    code: BV | None = None                # `$code`, when code addresses are values (isa.symbolic_code)
 
     @property
     def arrays_by_name(self) -> dict[str, ArrayLayout]:
@@ -124,19 +125,63 @@ def build(blob: Blob, sig: Signature, abi: Abi, lengths: dict[str, int] | None =
             entry[reg] = value
             if p.is_bool:
                 assumptions.append(claripy.ULE(bv(p.name, 8), 1))
+    for n, ro in enumerate(blob.rodata):
+        # Read-only data of the unit: placed by the linker anywhere it likes, so its address is a
+        # symbol like an array's, aligned as its section asks (verifier/rodata.py).
+        key = names.rodata(n)
+        base = bv(key, 64)
+        regions[key] = Region(key, base, len(ro.data), False)
+        bases[key] = key
+        assumptions += [base != 0, base % ro.align == 0 if ro.align > 1 else claripy.true(),
+                        claripy.ULE(base, MASK64 - len(ro.data))]
+    code = _code_base(blob, regions, assumptions)
     stack_hi = abi.stack_hi     # the return address, plus win64's shadow space
     stack_lo = claripy.BVV(STACK_MAX + abi.red_zone, 64)
     spans = [(r.base, r.length if r.length is not None else claripy.BVV(r.size, 64))
              for r in regions.values() if r.name != STACK]
     spans.append((sp0 - stack_lo, stack_lo + stack_hi))
-    spans.append((claripy.BVV(blob.base, 64), claripy.BVV(blob.size, 64)))
+    # the code: where it is lifted, or where the linker puts it when its address is a value
+    # (only the bytes that lie together when linked: a part in another section lies elsewhere)
+    spans.append((claripy.BVV(blob.base, 64) if code is None else code, claripy.BVV(blob.span or blob.size, 64)))
+    # Read-only regions with the same bytes may be one: the linker merges equal entities of a
+    # constant-merging section, and identical code folding (lld --icf=all) folds equal read-only
+    # sections. Their addresses may then be equal; nothing else may overlap.
+    ro = {names.rodata(n): d.data for n, d in enumerate(blob.rodata)}
+    keys = [r.name for r in regions.values() if r.name != STACK] + [STACK, ""]
     for i in range(len(spans)):
         for j in range(i + 1, len(spans)):
             (a, na), (b, nb) = spans[i], spans[j]
-            assumptions.append(claripy.Or(claripy.ULE(a + na, b), claripy.ULE(b + nb, a)))
+            apart = claripy.Or(claripy.ULE(a + na, b), claripy.ULE(b + nb, a))
+            same = keys[i] in ro and ro[keys[i]] == ro.get(keys[j])
+            assumptions.append(claripy.Or(a == b, apart) if same else apart)
     ret_addr = bv(names.RETADDR, 64) if abi.link_reg is None else entry[abi.link_reg]
     assumptions = [a for a in assumptions if not (a.is_true())]
-    return EntryState(arch, abi, regs, regions, bases, assumptions, entry, arrays, ret_addr, sp0, stack_hi, cpu)
+    return EntryState(arch, abi, regs, regions, bases, assumptions, entry, arrays, ret_addr, sp0, stack_hi, cpu,
+                      code)
+
+
+def _code_base(blob: Blob, regions: dict[str, Region], assumptions: list) -> BV | None:
+    """`$code`, where the linker puts the function, when the code's own addresses are values of
+    the model (isa.symbolic_code): aligned as its section, not wrapping. A read-only entry
+    relative to itself (`.long .L3-.L4`) fits 32 bits wherever the linker could link it."""
+    from . import isa
+
+    if not isa.symbolic_code(blob):
+        return None
+    code = bv(names.CODE, 64)
+    assumptions += [code != 0, claripy.ULE(code, MASK64 - blob.size)]
+    # its section is aligned, the function lies `offset` bytes into it; AArch64 code runs only
+    # from 4-byte aligned addresses
+    align = max(blob.align, 4 if blob.arch == "aarch64" else 1)
+    if align > 1:
+        assumptions.append((code - blob.offset) % align == 0)
+    for n, ro in enumerate(blob.rodata):
+        base = regions[names.rodata(n)].base
+        for k in ro.links:
+            if k.relative:
+                v = code + k.target - (base + k.at)
+                assumptions += [claripy.SGE(v, -(1 << 31)), claripy.SLT(v, 1 << 31)]
+    return code
 
 
 def _fp_state(arch: str, entry: dict[str, BV]) -> tuple[dict[str, BV], list]:

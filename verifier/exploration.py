@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,5 @@ class Exploration:
     arrays: tuple[tuple[str, str, int, int, bool, str | None], ...]
     return_address: str
     merges: int = 0              # states merged at join points (each removes one path)
+    # the unit's read-only regions: base symbol -> the addresses a concrete run may place it at
+    rodata: dict[str, tuple[int, int]] = field(default_factory=dict)

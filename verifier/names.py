@@ -15,6 +15,7 @@ import re
 
 MACHINE = "$"
 RETADDR = MACHINE + "retaddr"     # x86-64: the return address the caller pushed at [rsp]
+CODE = MACHINE + "code"           # where the linker puts the function, when the code takes its address
 _STACK = re.compile(r"\$stack([+-]\d+)")
 
 
@@ -46,6 +47,12 @@ def stack_offset(symbol: str) -> int | None:
     """The offset of a `stack_byte` symbol from the entry stack pointer, else None."""
     m = _STACK.fullmatch(symbol)
     return int(m.group(1)) if m else None
+
+
+def rodata(n: int) -> str:
+    """The symbol of the address the linker gives the unit's read-only region `n`, also its
+    region's key in the machine model (verifier/rodata.py)."""
+    return machine(f"ro.{n}")
 
 
 def stack_pointer(arch: str) -> str:

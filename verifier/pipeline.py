@@ -71,6 +71,7 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
         result = _too_deep(blob, spec, abi, options, ref_blob)
     result.seconds = time.monotonic() - t0
     result.code, result.spec_text = blob.code, spec.text
+    result.unit = (blob.rodata, blob.fixups, blob.entry - blob.base)
     return result
 
 
@@ -261,6 +262,11 @@ def _blob_info(blob: Blob) -> dict:
     if blob.name:
         info["symbol"] = blob.name
     info.update(blob.extent())
+    if blob.rodata:      # the read-only data of the unit; `sha256` above covers it and its links
+        import hashlib
+
+        info["rodata"] = [{"section": r.name, "size": len(r.data), "sha256": hashlib.sha256(r.data).hexdigest()}
+                          for r in blob.rodata]
     return info
 
 
@@ -280,7 +286,8 @@ def _replayable_model(ob: Obligation, out: Outcome, ex: Exploration, timeout: fl
     band = 1 << 40
     arrays = [(names.register(reg), USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32))
               for i, (_name, reg, *_) in enumerate(ex.arrays[:STACK_BAND // band - 1])]
-    tiers = [arrays, [(sp, STACK_BAND + (1 << 32), STACK_TOP)], [(ra, *RET_BAND)]]
+    rodata = [(n, lo, hi) for n, (lo, hi) in ex.rodata.items()]
+    tiers = [arrays + rodata, [(sp, STACK_BAND + (1 << 32), STACK_TOP)], [(ra, *RET_BAND)]]
     for drop in range(len(tiers)):
         ranges = [r for tier in tiers[drop:] for r in tier]
         parts = [f"(bvuge {n} #x{lo:016x}) (bvule {n} #x{hi:016x})" for n, lo, hi in ranges

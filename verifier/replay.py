@@ -65,7 +65,15 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
     # first n (the counterexample's value) of the modelled elements exist.
     arrays = [(name, regs[reg], bits // 8 * (n if count is None else min(n, model.get(count, 0))), bits, n, const)
               for name, reg, bits, n, const, count in ex.arrays]
-    spans = [(blob.base, blob.size),
+    from .oracle.concrete import code_address, rodata_addresses
+    from .rodata import link_data
+
+    placed = rodata_addresses(blob, model)
+    if code_address(blob, ex, model) != blob.base:
+        out.error = "the counterexample places the code elsewhere than unicorn runs it"
+        return out
+    rodata = [(at, len(ro.data)) for at, ro in zip(placed, blob.rodata, strict=True)]
+    spans = [(blob.base, blob.size), *rodata,
              (sp0 - STACK_MAX - abi.red_zone, STACK_MAX + abi.red_zone + abi.stack_hi + 8)]
     spans += [(base, max(bits // 8 * n, 1)) for _, base, _size, bits, n, _ in arrays]
     if any(not 0 <= lo < lo + n <= CANONICAL for lo, n in spans) or not 0 <= ret_addr < CANONICAL:
@@ -77,7 +85,13 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
     except uc.UcError as e:
         out.error = f"cannot map the counterexample's memory in unicorn ({e})"
         return out
-    mu.mem_write(blob.base, blob.code)
+    try:
+        mu.mem_write(blob.base, blob.linked(blob.base, placed))
+        for at, ro in zip(placed, blob.rodata, strict=True):
+            mu.mem_write(at, link_data(ro, at, blob.base))
+    except ValueError as e:      # rodata.LinkError: the linker could not place it so either
+        out.error = f"the counterexample's layout cannot be linked: {e}"
+        return out
     for name, base, _size, bits, n, _const in arrays:
         w = bits // 8
         data = b"".join(model.get(f"{name}.{i}", 0).to_bytes(w, "little") for i in range(n))
@@ -101,7 +115,7 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
             mu.reg_write(rid, val)
         except (uc.UcError, OverflowError, TypeError):
             continue
-    _run(mu, blob, abi, out, arrays, sp0, ret_addr, loop_bound)
+    _run(mu, blob, abi, out, arrays, sp0, ret_addr, loop_bound, rodata)
     return out
 
 
@@ -117,7 +131,8 @@ def _map(mu: uc.Uc, spans: list[tuple[int, int]]) -> None:
         mu.mem_map(lo, hi - lo)
 
 
-def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int, loop_bound: int) -> None:
+def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int, loop_bound: int,
+         rodata: list[tuple[int, int]]) -> None:
     is_x86 = blob.arch == "x86_64"
     sp_reg = X.UC_X86_REG_RSP if is_x86 else A.UC_ARM64_REG_SP
     visits: dict[int, int] = {}
@@ -146,12 +161,16 @@ def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int,
         if addr == ret_addr:
             mu.emu_stop()
             return
-        if cur["ret"]:
+        if cur["ret"] and not (isa.symbolic_code(blob) and addr in isa.instruction_starts(blob)):
             stop("frame", cur["addr"], f"the return at {cur['addr']:#x} went to {addr:#x}, not to the "
                  f"caller's return address {ret_addr:#x}")
             return
         if not blob.contains(addr):
             stop("policy", cur["addr"], f"execution left the blob for {addr:#x}")
+            return
+        if isa.symbolic_code(blob) and addr not in isa.instruction_starts(blob):
+            stop("policy", cur["addr"], f"the jump at {cur['addr']:#x} went to {addr:#x}, not an instruction "
+                 "of the unit")
             return
         d = isa.check(blob, addr)
         if d.kind in ("policy", "undecodable"):
@@ -173,6 +192,10 @@ def _run(mu, blob: Blob, abi: Abi, out: Replay, arrays, sp0: int, ret_addr: int,
                 if write and const:
                     stop("memory-safety", cur["addr"], f"write to const array {name}")
                 return
+        if any(lo <= addr and addr + size <= lo + n for lo, n in rodata):
+            if write:
+                stop("memory-safety", cur["addr"], f"write of {size} bytes to the unit's read-only data at {addr:#x}")
+            return
         if sp0 - STACK_MAX - abi.red_zone <= addr < stack_hi + 8:
             pending.append((cur["addr"], addr, size, write, cur["sp"]))
             return

@@ -42,3 +42,8 @@ def widths(asts: Sequence[claripy.ast.Base]) -> dict[str, int]:
             if leaf.op == "BVS":
                 out[str(leaf.args[0])] = cast(claripy.ast.BV, leaf).size()
     return out
+
+
+def evaluate(model: z3.ModelRef, ast: claripy.ast.BV) -> int:
+    """The value of a claripy bit-vector in a Z3 model (unconstrained symbols: 0)."""
+    return model.eval(to_z3(ast), model_completion=True).as_long()

@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import pieces, rodata
 from .blob import Blob
-from .errors import BlobError
+from .errors import BlobError, UnsupportedError
 from .relocs import Reloc, check_relocations
 
 # What a symbol is, as far as binding and extents care.
@@ -37,6 +38,14 @@ class Section:
     content: bytes
     executable: bool
     writable: bool = True     # unknown counts as writable: only data known read-only may be trusted
+    # Read-only data a function of the same object may take into its verified unit
+    # (verifier/rodata.py): known allocated, read-only, not executable, in no COMDAT group and
+    # not a string-merging section. `piece`: the entity size of a constant-merging section
+    # (SHF_MERGE), whose entities the linker may deduplicate one by one; 0 otherwise.
+    rodata: bool = False
+    align: int = 1
+    piece: int = 0
+    grouped: bool = True      # in a COMDAT group (another object's copy may be linked instead)
 
     @property
     def end(self) -> int:
@@ -89,14 +98,98 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     sym = resolve(path, obj, names, explicit)
     ext = extent(path, obj, sym)
     sec = ext.section
-    code = sec.content[ext.start - sec.start: ext.end - sec.start]
-    if len(code) != ext.end - ext.start:
+    lo, hi, callees = _with_callees(path, obj, ext) if obj.relocatable else (ext.start, ext.end, [])
+    code = sec.content[lo - sec.start: hi - sec.start]
+    if len(code) != hi - lo:
         raise BlobError(f"{path}: symbol {sym.name!r} extends past its section: truncated file?")
     space = sec.key if obj.relocatable else None
-    check_relocations(path, obj.display(sym.name), obj.relocations, space, ext.start, ext.end)
-    base = obj.bias + ext.start
-    return Blob(code=code, arch=obj.arch, base=base, entry=base, name=sym.name, source=path, fmt=obj.fmt,
-                section=sec.name, offset=ext.start - sec.start, extent_note=ext.note)
+    base = obj.bias + lo
+    fn = obj.display(sym.name)
+    regions: tuple[rodata.RoData, ...] = ()
+    fixups: tuple[rodata.Fixup, ...] = ()
+    rest = obj.relocations
+    hot, parts, part_spans = code, [], []
+    if obj.relocatable:
+        assert space is not None
+        code, jumps, rest, parts, part_spans = _with_parts(path, fn, obj, space, lo, hi, code)
+        regions, fixups, rest = rodata.collect(path, fn, obj.arch, hot, rest, space, lo, hi, base)
+        fixups += tuple(jumps)
+    check_relocations(path, fn, rest, space, lo, hi)
+    note = ext.note
+    if parts:
+        also = f"the unit also holds {', '.join(parts)}, parts of it in other sections that it jumps to"
+        note = f"{note}; {also}" if note else also
+    if callees:
+        also = (f"the unit also holds {', '.join(callees)}, which it calls or jumps to in {sec.name}, and the "
+                "bytes between")
+        note = f"{note}; {also}" if note else also
+    blob = Blob(code=code, arch=obj.arch, base=base, entry=obj.bias + ext.start, name=sym.name, source=path,
+                fmt=obj.fmt, section=sec.name, offset=lo - sec.start, extent_note=note,
+                rodata=regions, fixups=fixups, align=sec.align, span=len(hot) if parts else 0,
+                parts=tuple((w, w + n) for w, n in part_spans))
+    try:
+        blob.image     # noqa: B018 - linked for the placeholder layout once, here, to refuse early
+    except rodata.LinkError as e:
+        raise UnsupportedError(f"{path}: {fn}: its read-only data cannot be laid out near it: {e}") from None
+    return blob
+
+
+def _with_parts(path: str, fn: str, obj: ObjectFile, space: int, lo: int, hi: int, code: bytes):
+    """The function's parts in other executable sections it jumps to (verifier/pieces.py), laid
+    out after it: (the unit's bytes, the jumps between them as fixups, the relocations left,
+    the parts' names). A part holding a call or taking a code address is refused."""
+    from .isa import decode
+
+    def part_of(s: Section, off: int):
+        for f in obj.symbols:
+            if f.section is s and is_function(f):
+                e = extent(path, obj, f)
+                if e.start <= off < e.end:
+                    return e.start, e.end, obj.display(f.name)
+        return None
+
+    ps = pieces.parts(path, fn, obj.arch, obj.relocations, space, lo, hi, part_of)
+    if not ps:
+        return code, [], obj.relocations, [], []
+    for p in ps:
+        body = p.section.content[p.start - p.section.start: p.end - p.section.start]
+        for insn in decode.disassemble(obj.arch, body, 0):
+            if insn.mnemonic in ("call", "bl", "adr", "adrp", "blr") or "rip" in insn.op_str:
+                raise UnsupportedError(f"{path}: {fn}'s part {p.name} ({p.section.name}) holds {insn.text()}: a part "
+                                       "in another section that takes a code address is not modelled")
+    full, where = pieces.layout(obj.arch, code, ps)
+    jumps, rest = pieces.fixups(obj.arch, obj.relocations, space, lo, hi, ps, where)
+    for p in ps:
+        check_relocations(path, f"{fn}'s part {p.name}", rest, p.section.key, p.start, p.end)
+    return full, jumps, rest, [p.name for p in ps], [(w, p.end - p.start) for p, w in zip(ps, where, strict=True)]
+
+
+def _with_callees(path: str, obj: ObjectFile, ext: Extent) -> tuple[int, int, list[str]]:
+    """The span of the function's section holding it and every function of that section it calls
+    or jumps to directly (recursively): a branch the assembler resolved, with no relocation, to
+    another function's first byte. Bytes of one section stay together through linking, so the
+    span is what the linker emits; what lies between is verified only where execution goes."""
+    from .isa import decode
+
+    sec = ext.section
+    starts = {s.value: s for s in obj.symbols if s.section is sec and is_function(s)}
+    lo, hi, seen, names = ext.start, ext.end, {ext.start}, []
+    todo = [(ext.start, ext.end)]
+    while todo:
+        a, b = todo.pop()
+        for insn in decode.disassemble(obj.arch, sec.content[a - sec.start: b - sec.start], a):
+            m = insn.mnemonic
+            direct = insn.shape[-1:] == "i" and (m in ("call", "jmp", "b", "bl", "cbz", "cbnz", "tbz", "tbnz")
+                                                or m.startswith(("j", "b.")))
+            t = insn.imms[-1] if direct else None
+            if t is None or a <= t < b or t in seen or t not in starts:
+                continue
+            seen.add(t)
+            e = extent(path, obj, starts[t])
+            names.append(obj.display(starts[t].name))
+            todo.append((e.start, e.end))
+            lo, hi = min(lo, e.start), max(hi, e.end)
+    return lo, hi, names
 
 
 def is_function(sym: Symbol) -> bool:

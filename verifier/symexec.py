@@ -17,12 +17,14 @@ import claripy
 import pyvex
 
 from . import entry as entry_mod
-from . import isa, names, smt_bridge, vexops
+from . import isa, names, smt_bridge, tables, vexops
 from .arch import FP_CALLEE_SAVED, Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
 from .isa import corrections
 from .machine import BV, STACK, Memory, RegisterFile, bv, split_base
+from .relocated import Relocated
+from .rodata import Fixup
 from .spec import Spec
 from .vexsem import semantics
 
@@ -40,6 +42,8 @@ MAX_PATHS = 4096
 # 0.2 s; merged into 17 paths, its permutation obligations take 5-8 s each).
 MERGE_THRESHOLD = 256
 MAX_SYMBOLIC_OFFSETS = 4096
+MAX_TABLE_TARGETS = 256     # targets of one jump through a table, enumerated one by one
+CODE_WINDOW = 0x40000       # how far below its own address a concrete run may place the code
 SOLVER_TIMEOUT_MS = 30_000
 
 
@@ -349,6 +353,9 @@ class Explorer:
         self._sat: _Feasibility | None = None
         self.merges = 0
         self._decisions: dict[int, isa.Decision] = {}
+        self.relocated = Relocated(blob, self.state.bases)
+        self._fixup: Fixup | None = None     # the relocation in the instruction being executed
+        self._fits: list[BV] = []      # self-relative table entries, known to fit 32 bits (entry.build)
         self.optimised = 0      # blocks run on VEX's optimised IR (it kept every effect: _lift)
         self._fresh = 0
         arch = self.state.arch
@@ -383,6 +390,7 @@ class Explorer:
             arrays=tuple((a.name, a.reg, a.elem_bits, a.length, a.const, a.count) for a in self.state.arrays),
             return_address=smt_bridge.to_text(self.state.ret_addr),
             merges=self.merges,
+            rodata=_windows(self.blob, self.state.code),
         )
 
     # Scheduling and state merging. The queue holds every path not yet finished, each stopped at
@@ -436,7 +444,7 @@ class Explorer:
             # instruction by instruction (`_effects`): then it is the same computation, smaller.
             # A block with an instruction nverify corrects stays unoptimised whatever: the optimiser
             # would fold a later condition straight from VEX's flag values, around the correction.
-            code, size = self.blob.code[off:], self.blob.size - off
+            code, size = self.blob.image[off:], self.blob.size - off
             irsb = pyvex.lift(code, addr, self.state.arch, opt_level=0, max_bytes=size)
             if not any(self._corrected(st.addr, st.len) for st in irsb.statements
                        if isinstance(st, pyvex.stmt.IMark)):
@@ -454,7 +462,10 @@ class Explorer:
         lifts keep in place (`_effects`)."""
         d = self._decision(addr, length)
         f = d.form
-        return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align")
+        # a relocated instruction's value is replaced after it (verifier/relocated.py): the
+        # optimiser must not fold it into the next instruction first
+        return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align") \
+            or bool(self.relocated.at(addr, length or 1))
 
     def _decision(self, addr: int, length: int | None) -> isa.Decision:
         """The verified instruction set's word on the instruction at addr, once per exploration
@@ -477,7 +488,23 @@ class Explorer:
                 return claripy.Extract(off * 8 + 7, off * 8, ra)
             return bv(names.stack_byte(off), 8)
         init[STACK] = stack_byte
+        for n, ro in enumerate(self.blob.rodata):
+            init[names.rodata(n)] = functools.partial(_data_byte, ro.data, self._linked_bytes(n))
         return init
+
+    def _linked_bytes(self, n: int) -> dict[int, BV]:
+        """The bytes of region n's entries that hold code addresses (a jump table's), as the linker
+        writes them: `$code + target`, or that minus the entry's own address (rodata.Link)."""
+        out: dict[int, BV] = {}
+        code, base = self.state.code, self.state.regions[names.rodata(n)].base
+        for k in self.blob.rodata[n].links:
+            assert code is not None
+            value = code + k.target - (base + k.at) if k.relative else code + k.target
+            if k.relative:
+                self._fits.append(value)
+            for i in range(k.width):
+                out[k.at + i] = claripy.Extract(8 * i + 7, 8 * i, value)
+        return out
 
     # --- callbacks from the engine ---------------------------------------------------------
 
@@ -504,7 +531,27 @@ class Explorer:
                        "the loop does end, raise it with (set-info :nverify-loop-bound N)")
         d = self._decisions[addr]
         assert d.form is not None and d.insn is not None
+        self._fixup = self._relocation(d.insn)
         path.insn = (d.form, d.insn, corrections.before(d.form, d.insn, self.ctx(path)))
+
+    def _shown(self, region: str) -> str:
+        """A read-only region by the section it holds."""
+        n = int(region.rsplit(".", 1)[1])
+        return self.blob.rodata[n].name
+
+    def _named(self, region: str) -> str:
+        return region if region in self.state.arrays_by_name else f"read-only data {self._shown(region)}"
+
+    def _relocation(self, insn: isa.Insn) -> Fixup | None:
+        """The relocation to read-only data this instruction holds, checked to feed what its type
+        says (verifier/relocated.py); an instruction it cannot model ends the path unknown."""
+        fixups = self.relocated.at(insn.addr, insn.size)
+        if not fixups:
+            return None
+        why = self.relocated.problem(insn)
+        if why is not None:
+            raise _End("unsupported-instruction", why)
+        return fixups[0]
 
     def _judge(self, path: _Path, addr: int, length: int | None) -> None:
         """The verified instruction set's word on the instruction at addr, before any of it runs:
@@ -525,6 +572,26 @@ class Explorer:
         form, insn, captured = path.insn
         path.insn = None
         corrections.after(form, insn, self.ctx(path), captured)
+        self._fixup = None
+        if self.state.code is not None and insn.mnemonic == "bl":
+            off, _ = self.reg_slot("x30")       # the return address, `$code + offset`
+            path.regs.put(off, self.state.code + (insn.addr + insn.size - self.blob.base))
+            return
+        if self.state.code is not None and isa.code_address(self.blob, insn):
+            # the code's own address, as a value: where the linker puts the function, plus
+            off, size = self.reg_slot(insn.regs[0])
+            lifted = path.regs.get(off, size)
+            assert lifted.concrete and size == 8
+            path.regs.put(off, self.state.code + (lifted.concrete_value - self.blob.base))
+            return
+        fixups = self.relocated.at(insn.addr, insn.size)
+        if fixups and insn.mnemonic in ("lea", "adr", "adrp", "add"):
+            off, size = self.reg_slot(insn.regs[0])
+            value = self.relocated.value(fixups[0], path.regs.get(off, size))
+            if value is None:
+                raise _End("unsupported-instruction", f"{insn.text()} at {insn.addr:#x}: its relocated value "
+                           "is not the address the relocation gives")
+            path.regs.put(off, value)
 
     def divide_overflow(self, path: _Path, op: str, args):
         """x86 div/idiv fault (#DE) when the quotient does not fit the operand size; VEX only checks
@@ -575,6 +642,8 @@ class Explorer:
         self._flush_stack_checks(path)
         if jumpkind == "Ijk_Ret":
             self._return(path, target)
+        if jumpkind == "Ijk_Boring" and not target.concrete and self.state.code is not None:
+            self._table_jump(path, target)
         if jumpkind in ("Ijk_Boring", "Ijk_Call", "Ijk_Yield"):
             if not target.concrete:
                 msg = f"the jump at {self._current:#x} goes to a computed address (an indirect jump)"
@@ -588,6 +657,50 @@ class Explorer:
                 raise _End("violation", msg)
             raise _Jump(t)
         self._jumpkind_end(path, jumpkind, target.concrete_value if target.concrete else None)
+
+    def _table_jump(self, path: _Path, target: BV) -> None:
+        """An indirect jump followed as a choice (verifier/tables.py): its target, case by case,
+        must be `$code + offset` with a constant offset, each the start of an instruction of the
+        unit (a target elsewhere is a policy violation); the path forks on the offsets. A target
+        that does not reduce so stays an indirect jump (policy), as before."""
+        code = self.state.code
+        assert code is not None
+        if names.CODE not in target.variables:
+            return
+        split = tables.cases(target, self._fits)
+        if split is None:
+            return
+        by_offset: dict[int, list] = {}
+        for cond, term in split:
+            v = tables.offset(term, code)
+            if v is None:
+                if self._feasible(path, cond):
+                    return
+                continue
+            by_offset.setdefault(v, []).append(cond)
+        starts = isa.instruction_starts(self.blob)
+        choices = []
+        for v, conds in sorted(by_offset.items()):
+            cond = claripy.Or(*conds) if len(conds) > 1 else conds[0]
+            if not self._feasible(path, cond):
+                continue
+            lo, hi = self.blob.piece(self.blob.base)
+            if self.blob.base + v not in starts or not lo <= self.blob.base + v < hi:
+                msg = (f"the jump at {self._current:#x} may go to the function's address + {_signed(v):#x}, "
+                       "which is not an instruction of the unit")
+                self._violate(path, "policy", self._current, msg, cond)
+                continue
+            choices.append((v, cond))
+        if not choices:
+            raise _End("violation", f"the jump at {self._current:#x} has no target inside the unit")
+        if len(choices) > MAX_TABLE_TARGETS:
+            return
+        for v, cond in choices[1:]:
+            self._queue.append(path.fork(cond, self.blob.base + v))
+        v, cond = choices[0]
+        if not cond.is_true():
+            path.pc.append(cond)
+        raise _Jump(self.blob.base + v)
 
     def _jumpkind_end(self, path: _Path, jumpkind: str, target: int | None) -> None:
         where = self._current
@@ -613,6 +726,10 @@ class Explorer:
 
     def _return(self, path: _Path, target: BV) -> None:
         st, regs = self.state, path.regs
+        if st.code is not None and names.CODE in target.variables:
+            # a return to a return address a call of the unit left: it goes on there (a jump
+            # through the stack); one that does not reduce to `$code + offset` is checked below
+            self._table_jump(path, target)
         checks: list[tuple[str, claripy.ast.Bool]] = [
             ("returns to an address other than the caller's return address", target != st.ret_addr),
         ]
@@ -649,15 +766,34 @@ class Explorer:
     # --- memory ----------------------------------------------------------------------------
 
     def load(self, path: _Path, addr: BV, n: int) -> BV:
+        if self._fixup is not None:
+            addr = self.relocated.address(self._fixup, addr)
         self._check_alignment(path, addr, n)
         placed = self._place(path, addr, n, write=False)
         region, off, cands = placed
         if cands is None:
             return path.mem.read(region, off, n)
+        if region.startswith(names.rodata(0)[:-1]) and self.blob.rodata[int(region.rsplit(".", 1)[1])].links:
+            cands = self._stride(path, off, cands)
         return path.mem.read_symbolic(region, off, n, cands)
 
+    def _stride(self, path: _Path, off: BV, cands: range) -> range:
+        """The offsets a table index can take, when the path keeps it a multiple of 2, 4 or 8: an
+        if-then-else over only those keeps a jump's targets easy to enumerate (exact: the others
+        cannot occur on this path)."""
+        for k in (8, 4, 2):
+            if self._model(path, claripy.Extract(k.bit_length() - 2, 0, off) != 0) is None:
+                return range(cands.start, cands.stop, k)
+        return cands
+
     def store(self, path: _Path, addr: BV, data: BV) -> None:
+        if self.state.code is not None and path.insn is not None and path.insn[1].mnemonic == "call" \
+                and data.concrete and data.size() == 64:
+            # the return address a call pushes is the code's own address: `$code + offset`
+            data = self.state.code + (data.concrete_value - self.blob.base)
         n = data.size() // 8
+        if self._fixup is not None:
+            addr = self.relocated.address(self._fixup, addr)
         self._check_alignment(path, addr, n)
         region, off, cands = self._place(path, addr, n, write=True)
         if cands is None:
@@ -693,7 +829,9 @@ class Explorer:
             return self._place_stack(path, addr, off, n, what)
         r = self.state.regions[region]
         if write and not r.writable:
-            msg = f"the instruction at {self._current:#x} writes to const array {region}"
+            what = f"read-only data {self._shown(region)}" if region not in self.state.arrays_by_name \
+                else f"const array {region}"
+            msg = f"the instruction at {self._current:#x} writes to {what}"
             self._violate(path, "memory-safety", self._current, msg, claripy.true())
             raise _End("violation", msg)
         inside = claripy.ULE(off, r.size - n) if r.size >= n else claripy.false()
@@ -708,10 +846,11 @@ class Explorer:
             if inside.is_true():
                 return region, off.concrete_value, None
             msg = (f"the instruction at {self._current:#x} {what}s {n} bytes at {region} + "
-                   f"{_signed(off.concrete_value)}, outside {region} ({r.size} bytes)")
+                   f"{_signed(off.concrete_value)}, outside {self._named(region)} ({r.size} bytes)")
             self._violate(path, "memory-safety", self._current, msg, claripy.true())
             raise _End("violation", msg)
-        msg = f"the instruction at {self._current:#x} may {what} {n} bytes outside {region} ({r.size} bytes)"
+        msg = (f"the instruction at {self._current:#x} may {what} {n} bytes outside {self._named(region)} "
+               f"({r.size} bytes)")
         self._assume(path, inside, "memory-safety", msg)
         return region, off, range(0, r.size - n + 1)
 
@@ -998,6 +1137,24 @@ def _merge(a: _Path, b: _Path, prefix: list, guard: claripy.ast.Bool) -> _Path:
 def _element_byte(elems: list[BV], width: int, off: int) -> BV:
     """Byte `off` of an array whose entry elements are the spec's symbols p.0, p.1, …"""
     return claripy.Extract((off % width) * 8 + 7, (off % width) * 8, elems[off // width])
+
+
+def _windows(blob: Blob, code: BV | None) -> dict[str, tuple[int, int]]:
+    """Where a concrete run may place each read-only region: near its placeholder, and a region
+    with the same bytes as an earlier one in the earlier one's window, so that the two may also
+    be one (entry.build allows it); `$code` where the run places the code, its own address."""
+    first: dict[bytes, tuple[int, int]] = {}
+    out = {names.rodata(n): first.setdefault(ro.data, ro.window()) for n, ro in enumerate(blob.rodata)}
+    if code is not None:
+        from .oracle.concrete import run_address
+
+        run = run_address(blob)     # co-simulation and replay may move the code below where it runs
+        out[names.CODE] = (max(run - CODE_WINDOW, 0x10000), run)
+    return out
+
+
+def _data_byte(data: bytes, linked: dict[int, BV], off: int) -> BV:
+    return linked[off] if off in linked else claripy.BVV(data[off], 8)
 
 
 def _signed(v: int) -> int:

@@ -62,6 +62,7 @@ class Result:
     # Not part of the result JSON: what emission and attestation need besides it.
     code: bytes = field(default=b"", repr=False)
     spec_text: str = field(default="", repr=False)
+    unit: tuple = field(default=((), (), 0), repr=False)   # read-only data, fixups, entry offset
 
     @property
     def exit_code(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import smt
+from .. import rodata, smt
 from ..arch import Abi
 from ..blob import Blob
 from ..entry import STACK_MAX
@@ -40,6 +40,7 @@ class Concrete:
     state: EntryState
     regs: dict[str, int]             # every entry register the model names, by nverify's name
     arrays: tuple[Array, ...]
+    rodata: tuple[int, ...]          # where each read-only region of the unit lies in this state
     sp0: int
     ret_addr: int
     window: tuple[int, int]          # the stack window mapped: [lo, hi)
@@ -79,12 +80,43 @@ def build(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], names: d
                             for i in range(a.size // w))
             regions.append(Region(a.base, data, writable=not a.const))
     # Code linked below the lowest address a process may map (a dylib or DLL at its preferred
-    # base 0) runs shifted by whole pages: the verified set has no instruction that reads the
-    # code's own address (isa: rip-relative lea and calls are refused), so the run is the same.
-    shift = LOW_SHIFT if blob.base < MIN_CODE else 0
-    state = EntryState(blob.arch, blob.code, blob.base + shift, blob.entry + shift, tuple(regions),
+    # base 0) runs shifted by whole pages: where the code reads its own address, that address is
+    # the symbol `$code`, which co-simulation places where the code runs (symexec._windows).
+    shift = code_address(blob, ex, model) - blob.base
+    # The unit's read-only data where this state's model puts it, and the code linked for that
+    # layout exactly as the linker would (verifier/rodata.py): the CPU checks the symbolic
+    # treatment of the relocations.
+    placed = rodata_addresses(blob, model)
+    # two regions with the same bytes may be one (entry.build): then they are mapped once
+    regions += [Region(at, rodata.link_data(ro, at, blob.base + shift), writable=False)
+                for at, ro in dict(zip(placed, blob.rodata, strict=True)).items()]
+    code = blob.linked(blob.base + shift, placed)
+    state = EntryState(blob.arch, code, blob.base + shift, blob.entry + shift, tuple(regions),
                        oracle_registers(blob.arch, regs, avx), ret_addr)
-    return Concrete(state, regs, arrays, sp0, ret_addr, (lo, hi))
+    return Concrete(state, regs, arrays, placed, sp0, ret_addr, (lo, hi))
+
+
+def run_address(blob: Blob) -> int:
+    """Where the oracle runs the code: its own address, or above the lowest address a process
+    may map (then `$code`, when the code's address is a value, is placed there too)."""
+    return blob.base + (LOW_SHIFT if blob.base < MIN_CODE else 0)
+
+
+def code_address(blob: Blob, ex: Exploration, model: dict[str, int]) -> int:
+    """Where this state runs the code: where its model puts `$code` when the code's address is a
+    value of the model (so a counterexample that depends on it runs as the model says), else
+    `run_address`."""
+    from ..names import CODE
+
+    return model.get(CODE, run_address(blob)) if CODE in ex.rodata else run_address(blob)
+
+
+def rodata_addresses(blob: Blob, model: dict[str, int]) -> tuple[int, ...]:
+    """Each read-only region's address in `model`; where the model leaves it out (nothing depends on
+    it), its placeholder."""
+    from ..names import rodata
+
+    return tuple(model.get(rodata(n), ro.placeholder) for n, ro in enumerate(blob.rodata))
 
 
 def oracle_registers(arch: str, regs: dict[str, int], avx: bool) -> dict[str, int]:

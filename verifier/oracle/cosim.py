@@ -17,6 +17,8 @@ from .. import replay as uc_replay
 from ..arch import FP_CALLEE_SAVED, Abi
 from ..blob import Blob
 from ..exploration import Exploration, PathResult
+from ..names import CODE
+from ..rodata import LinkError
 from . import concrete, host
 from .state import Run
 
@@ -48,11 +50,17 @@ def replay(blob: Blob, abi: Abi, ex: Exploration, model: dict[str, int], loop_bo
         # The counterexample does not depend on the return address (concrete testing leaves it out):
         # a page the oracle can map its landing stub at (0 is below mmap_min_addr).
         model = {**model, ex.return_address: RET_DEFAULT}
+    # read-only data the counterexample does not depend on goes where the code can reach it
+    model = {**{n: hi if n == CODE else (lo + hi) // 2 for n, (lo, hi) in ex.rodata.items()}, **model}
     how = oracle_for(blob.arch)
     if how is None:
         return _unicorn(blob, abi, ex, model, loop_bound, names, {"oracle": "unicorn",
                         "why": f"no CPU oracle for {blob.arch} on this machine"})
-    c = concrete.build(blob, abi, ex, model, names, host.has_avx())
+    try:
+        c = concrete.build(blob, abi, ex, model, names, host.has_avx())
+    except LinkError as e:
+        return OracleReplay(error=f"the counterexample places read-only data where the code cannot reach it ({e})",
+                            oracle={"oracle": how})
     r = run(c.state)
     info: dict = {"oracle": r.oracle, "cpu": r.cpu}
     if r.error:
@@ -260,9 +268,13 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
                              seed)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nverify-oracle") as pool:
         # The oracle runs one batch while the solver draws the next.
-        batches = [(todo, pool.submit(_run, todo)) for todo in _drawn(blob, abi, spec, ex, sampler, total, seed)]
+        failed: list[str] = []
+        batches = [(todo, pool.submit(_run, todo))
+                   for todo in _drawn(blob, abi, spec, ex, sampler, total, seed, failed)]
         info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0,
                       "available": True}
+        if failed:
+            info["setup_failed"] = failed[0]
         ran: set[int] = set()
         for todo, runs in batches:
             for (p, model, c), r in zip(todo, runs.result(), strict=True):
@@ -289,13 +301,18 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
 BATCH = 8                   # states handed to the oracle at a time, while the next ones are drawn
 
 
-def _drawn(blob: Blob, abi: Abi, spec, ex: Exploration, sampler, total: int, seed: int):
-    """Batches of (path, model and term values, concrete state), drawn path by path."""
+def _drawn(blob: Blob, abi: Abi, spec, ex: Exploration, sampler, total: int, seed: int, failed: list[str]):
+    """Batches of (path, model and term values, concrete state), drawn path by path; a state the
+    linker arithmetic cannot lay out is named in `failed`."""
     avx = host.has_avx()
     todo: list[tuple[PathResult, dict, concrete.Concrete]] = []
     for i, (p, n) in enumerate(zip(sampler.paths, shares(total, len(sampler.paths)), strict=True)):
         for model, known in sampler.states(i, n, seed + p.index):
-            todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
+            try:
+                todo.append((p, model | known, concrete.build(blob, abi, ex, model, spec.names, avx, known)))
+            except LinkError as e:      # sample.py keeps regions where the code reaches them
+                failed.append(f"path {p.index}: {e}")
+                continue
             if len(todo) == BATCH:
                 yield todo
                 todo = []

@@ -151,7 +151,7 @@ def _mentioned(text: str, names: dict[str, int]) -> set[str]:
 
 def _fixed(ex: Exploration) -> set[str]:
     m = names.machine
-    return {m("rsp"), m("sp"), names.RETADDR, m("x30"), *(m(a[1]) for a in ex.arrays),
+    return {m("rsp"), m("sp"), names.RETADDR, m("x30"), *(m(a[1]) for a in ex.arrays), *ex.rodata,
             *(m(u) for u in UNLOADABLE[ex.arch]), m("cpu.daz"), m("cpu.fpcr")}
 
 
@@ -167,6 +167,7 @@ def _placement(ex: Exploration) -> list[str]:
     out += [within(ra, *RET_BAND)] if ra in ex.symbols else []
     if ex.arch == "aarch64" and ra in ex.symbols:    # the oracle maps its landing stub at an instruction
         out.append(f"(= ((_ extract 1 0) {ra}) #b00)")
+    out += [within(n, lo, hi) for n, (lo, hi) in ex.rodata.items()]
     band = 1 << 40
     out += [within(m(a[1]), USER_LO + i * band, USER_LO + (i + 1) * band - (1 << 32)) for i, a in enumerate(ex.arrays)]
     out += [f"(= {m(n)} (_ bv0 {ex.symbols[m(n)]}))" for n in UNLOADABLE[ex.arch] if m(n) in ex.symbols]
