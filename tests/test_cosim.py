@@ -160,7 +160,7 @@ def test_a_stray_write_is_found_beside_the_writes_the_blob_may_make():
                        (Region(sp - 0x100, bytes(0x200)), Region(arr, bytes(20)), Region(ro, bytes(8), writable=False)),
                        {"sp": sp}, 0x50_0000)
     arrays = (concrete.Array("p", arr, 20, 32, 5, False), concrete.Array("q", ro, 8, 32, 2, True))
-    c = concrete.Concrete(state, {}, arrays, sp, 0x50_0000, (sp - 0x100, sp + 0x100))
+    c = concrete.Concrete(state, {}, arrays, (), sp, 0x50_0000, (sp - 0x100, sp + 0x100))
 
     def stray(*changes: int) -> list:
         pages = {p: bytearray(b) for p, b in initial_pages(state).items()}
