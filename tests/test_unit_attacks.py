@@ -1,0 +1,120 @@
+"""Attacks on the verified unit of issue 18 (read-only data, jump tables, calls within the object):
+each builds an object from reviewable assembly, links it for real with a small C driver in a
+layout the linker accepts, runs it, and shows it breaks the spec there; nverify must not prove it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from verifier.blob import load
+from verifier.errors import UnsupportedError
+
+from .build import CC, gas_object
+
+DRIVER = """#include <stdint.h>
+#include <stdio.h>
+uint64_t f(uint64_t);
+int main(void) { uint64_t r = f(2); printf("%lu\\n", (unsigned long)r); return 0; }
+"""
+
+
+def _run(tmp_path, arch: str, obj, flags: list[str]) -> subprocess.CompletedProcess | None:
+    """`obj` linked with DRIVER by gcc (AArch64: static, run under qemu-aarch64); None when the
+    tools are missing."""
+    runner = [] if arch == "x86_64" else ["qemu-aarch64"]
+    if shutil.which(CC[arch]) is None or (runner and shutil.which(runner[0]) is None):
+        return None
+    src = tmp_path / "driver.c"
+    src.write_text(DRIVER)
+    exe = tmp_path / f"driver_{arch}"
+    extra = ["-no-pie"] if arch == "x86_64" else ["-static"]
+    subprocess.run([CC[arch], *extra, *flags, str(src), str(obj), "-o", str(exe)], check=True, capture_output=True)
+    return subprocess.run([*runner, str(exe)], capture_output=True, text=True, timeout=60)
+
+
+# --- a reference into a constant-merging section with an addend (fixed) ----------------------------
+# `.LC0 + 4` names the second 4-byte entity, but ld and lld keep the reference to the entity
+# holding .LC0 and add 4 from where that entity ends up: here the second entity equals the first
+# and is merged away, so the load reads whatever follows (in practice .eh_frame_hdr's bytes).
+MERGED = {"x86_64": ".text\n.globl f\n.type f,@function\nf:\nmov eax, dword ptr [rip + .LC0 + 4]\nret\n"
+                    ".size f, .-f\n.section .rodata.cst4,\"aM\",@progbits,4\n.balign 4\n.LC0:\n.long 7\n.long 7\n",
+          "aarch64": ".text\n.globl f\n.type f,@function\nf:\nadrp x1, .LC0+4\nldr w0, [x1, :lo12:.LC0+4]\nret\n"
+                     ".size f, .-f\n.section .rodata.cst4,\"aM\",@progbits,4\n.balign 4\n.LC0:\n.word 7\n.word 7\n"}
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_an_addend_past_a_merged_entity_is_not_the_next_entity(tmp_path, arch):
+    obj = gas_object(tmp_path, arch, MERGED[arch], "merged")
+    run = _run(tmp_path, arch, obj, [])
+    if run is not None:
+        assert run.returncode != 0 or int(run.stdout) & 0xFFFFFFFF != 7, run     # the spec says 7
+    with pytest.raises(UnsupportedError, match="the linker keeps to its entity at"):
+        load(obj, symbol="f")
+
+
+# --- R_X86_64_32 in a memory operand's displacement (fixed) ------------------------------------
+# ld fills it with any address below 4 GiB; the CPU sign-extends the displacement, so with the
+# data at 2.25 GiB the load goes to 0xffffffff90000008 and the program dies of SIGSEGV.
+ABS32 = (".text\n.globl f\n.type f,@function\nf:\nmov eax, dword ptr [rdi*4 + 0x11223344]\nret\n.size f, .-f\n"
+         ".reloc f+3, R_X86_64_32, .LC0\n.section hiro,\"a\",@progbits\n.balign 4\n.LC0:\n.long 7, 7, 7, 7\n")
+
+
+def test_an_unsigned_32_bit_displacement_is_refused(tmp_path):
+    obj = gas_object(tmp_path, "x86_64", ABS32, "abs32")
+    run = _run(tmp_path, "x86_64", obj, ["-Wl,--section-start=hiro=0x90000000"])
+    if run is not None:
+        assert run.returncode != 0, run
+    with pytest.raises(UnsupportedError, match="R_X86_64_32 rewrites"):
+        load(obj, symbol="f")
+
+
+# --- adrp with R_AARCH64_ADR_PREL_PG_HI21_NC (fixed) ---------------------------------------------
+# The linker does not check that the page difference fits 21 bits: with the data 5 GiB away the
+# page wraps and the load faults.
+ADRP_NC = (".text\n.globl f\n.type f,@function\nf:\nadrp x1, :pg_hi21_nc:.LC0\nldr w0, [x1, :lo12:.LC0]\nret\n"
+           ".size f, .-f\n.section hiro,\"a\",@progbits\n.balign 4\n.LC0:\n.word 7\n")
+
+
+def test_an_adrp_the_linker_does_not_range_check_is_refused(tmp_path):
+    obj = gas_object(tmp_path, "aarch64", ADRP_NC, "adrpnc")
+    run = _run(tmp_path, "aarch64", obj, ["-Wl,--section-start=hiro=0x140000000"])
+    if run is not None:
+        assert run.returncode != 0, run
+    with pytest.raises(UnsupportedError, match="ADR_PREL_PG_HI21_NC rewrites"):
+        load(obj, symbol="f")
+
+
+# --- a jump table whose entries name global symbols (fixed) --------------------------------------
+# In a shared library `.quad case0` is a dynamic relocation against the name: the program's own
+# case0 (or an LD_PRELOAD's) interposes, and f(0) runs it instead of returning 10.
+TABLE_GLOBAL = (".text\n.globl f\n.type f,@function\nf:\ncmp rdi, 1\nja .Ldef\nlea rax, [rip + tab]\n"
+                "mov rax, qword ptr [rax + rdi*8]\njmp rax\n.globl case0\ncase0:\nmov eax, 10\nret\n"
+                ".globl case1\ncase1:\nmov eax, 11\nret\n.Ldef:\nmov eax, 12\nret\n.size f, .-f\n"
+                ".section .rodata\n.balign 8\ntab:\n.quad case0\n.quad case1\n")
+INTERPOSER = """#include <stdint.h>
+#include <stdio.h>
+uint32_t f(uint64_t);
+uint32_t case0(void) { return 666; }
+int main(void) { printf("%u\\n", f(0)); return 0; }
+"""
+
+
+def test_a_table_entry_naming_a_global_symbol_is_refused(tmp_path):
+    obj = gas_object(tmp_path, "x86_64", TABLE_GLOBAL, "tglobal")
+    if shutil.which("gcc"):
+        lib = tmp_path / "libtg.so"
+        subprocess.run(["gcc", "-shared", str(obj), "-o", str(lib)], check=True, capture_output=True)
+        src = tmp_path / "interposer.c"
+        src.write_text(INTERPOSER)
+        exe = tmp_path / "interposer"
+        subprocess.run(["gcc", str(src), str(lib), f"-Wl,-rpath,{tmp_path}", "-o", str(exe)], check=True,
+                       capture_output=True)
+        assert subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.strip() == "666"
+    with pytest.raises(UnsupportedError, match="holds a relocation itself"):
+        load(obj, symbol="f")
+    # the same table through local labels proves as before
+    assert load(gas_object(tmp_path, "x86_64", TABLE_GLOBAL.replace(".globl case0\n", "").replace(
+        ".globl case1\n", ""), "tlocal"), symbol="f").rodata[0].links
