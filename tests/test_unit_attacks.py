@@ -9,10 +9,11 @@ import subprocess
 
 import pytest
 
+from verifier import prove
 from verifier.blob import load
 from verifier.errors import UnsupportedError
 
-from .build import CC, gas_object
+from .build import CC, emit_signed, gas_object
 
 DRIVER = """#include <stdint.h>
 #include <stdio.h>
@@ -112,3 +113,44 @@ def test_a_table_entry_naming_a_global_symbol_is_refused(tmp_path):
     # the same table through local labels proves as before
     assert load(gas_object(tmp_path, "x86_64", TABLE_GLOBAL.replace(".globl case0\n", "").replace(
         ".globl case1\n", ""), "tlocal"), symbol="f").rodata[0].links
+
+
+# --- the code's own address folded by VEX's optimiser (fixed) ------------------------------------
+# `lea rax, [rip + .Lf]` leaves `$code + 0`, replaced after the instruction; in an optimised block
+# the `and` took the lifting address straight from the lea, so ret = 0x400000 & 0x80000000 = 0
+# was proven; co-simulation places the code low, where bit 31 is 0 as well. A PIE run returns
+# 0x80000000 whenever the code's address has bit 31 set.
+FOLDED = (".text\n.globl f\n.type f,@function\nf:\n.Lf:\nmov eax, 5\njmp .L1\n.L1:\nlea rax, [rip + .Lf]\n"
+          "and eax, 0x80000000\nret\n.size f, .-f\n")
+ZERO_SPEC = '(set-info :nverify-signature "uint32_t f(void)")\n(define-fun post () Bool (= ret #x00000000))\n'
+
+
+def _spec(tmp_path, text: str) -> str:
+    p = tmp_path / "f.smt"
+    p.write_text(text)
+    return str(p)
+
+
+def test_a_code_address_is_not_folded_into_the_next_instruction(tmp_path):
+    obj = gas_object(tmp_path, "x86_64", FOLDED, "folded")
+    out = prove(str(obj), _spec(tmp_path, ZERO_SPEC)).to_json()
+    assert out["verdict"] == "refuted", out
+
+
+# --- the emitted .o loses the alignment the proof assumed (fixed) --------------------------------
+# f lies 16 bytes into a 64-aligned .text, so its address is 16 mod 64 wherever it is linked:
+# `lea rax, [rip + f]; and eax, 63` is 16. The emitted .o put f at the start of a 16-aligned
+# .text: linked, it returned 32.
+ALIGNED = (".text\n.balign 64\n.fill 16, 1, 0xcc\n.globl f\n.type f,@function\nf:\n.Lf:\nlea rax, [rip + .Lf]\n"
+           "and eax, 63\nret\n.size f, .-f\n")
+SIXTEEN_SPEC = ZERO_SPEC.replace("#x00000000", "#x00000010")
+
+
+def test_the_emitted_object_keeps_the_code_where_the_proof_put_it(tmp_path):
+    obj = gas_object(tmp_path, "x86_64", ALIGNED, "aligned")
+    out = emit_signed(tmp_path, obj, _spec(tmp_path, SIXTEEN_SPEC))
+    assert sorted(p.name for p in out.iterdir()) == ["f.o", "f.o.intoto.json"]    # no raw bytes
+    for o in (obj, out / "f.o"):
+        run = _run(tmp_path, "x86_64", o, [])
+        if run is not None:
+            assert int(run.stdout) == 16, run

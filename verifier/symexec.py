@@ -462,10 +462,15 @@ class Explorer:
         lifts keep in place (`_effects`)."""
         d = self._decision(addr, length)
         f = d.form
-        # a relocated instruction's value is replaced after it (verifier/relocated.py): the
-        # optimiser must not fold it into the next instruction first
+        # a relocated instruction's value is replaced after it (verifier/relocated.py), and so is
+        # the code's own address a `lea r, [rip+d]`/`adr` leaves (`$code + offset`, end_instruction):
+        # the optimiser must not fold either into the next instruction first. (It did: `lea rax,
+        # [rip+f]; and eax, 0x80000000` computed from the lifting address proved 0, and returns
+        # 0x80000000 in a PIE run where bit 31 of the code's address is set; co-simulation places
+        # the code low, where that bit is 0 too.)
+        code_value = self.state.code is not None and d.insn is not None and isa.code_address(self.blob, d.insn)
         return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align") \
-            or bool(self.relocated.at(addr, length or 1))
+            or bool(self.relocated.at(addr, length or 1)) or code_value
 
     def _decision(self, addr: int, length: int | None) -> isa.Decision:
         """The verified instruction set's word on the instruction at addr, once per exploration
