@@ -154,3 +154,25 @@ def test_the_emitted_object_keeps_the_code_where_the_proof_put_it(tmp_path):
         run = _run(tmp_path, "x86_64", o, [])
         if run is not None:
             assert int(run.stdout) == 16, run
+
+
+# --- an indirect jump to a fixed number (fixed) --------------------------------------------------
+# With the code's address a symbol, indirect jumps are allowed (tables); `jmp rax` with rax =
+# 0x400014, the lifting address of `mov eax, 7`, was followed there. It is an absolute address:
+# the PIE run (code far above bit 40, so the fixed jump is taken; co-simulation places the code
+# low and never takes it) dies of SIGSEGV.
+FIXED_JUMP = (".text\n.globl f\n.type f,@function\nf:\n.Lf:\nlea rcx, [rip + .Lf]\nshr rcx, 40\njz .Lok\n"
+              "mov eax, 0x400014\njmp rax\n.Lok:\nmov eax, 7\nret\n.size f, .-f\n")
+
+
+def test_an_indirect_jump_to_a_fixed_address_is_refuted(tmp_path):
+    obj = gas_object(tmp_path, "x86_64", FIXED_JUMP, "fixed")
+    assert load(obj, symbol="f").base + 0x14 == 0x400014
+    if shutil.which("gcc"):
+        src = tmp_path / "d.c"
+        src.write_text(DRIVER)
+        exe = tmp_path / "pie"
+        subprocess.run(["gcc", "-pie", "-fpie", str(src), str(obj), "-o", str(exe)], check=True, capture_output=True)
+        assert subprocess.run([str(exe)], capture_output=True).returncode != 0       # SIGSEGV
+    out = prove(str(obj), _spec(tmp_path, ZERO_SPEC.replace("#x00000000", "#x00000007"))).to_json()
+    assert out["verdict"] == "refuted" and out["reason"] == "policy", out

@@ -660,6 +660,16 @@ class Explorer:
                        "blob's own bytes may run")
                 self._violate(path, "policy", self._current, msg, claripy.true())
                 raise _End("violation", msg)
+            last = isa.decode_insn(self.blob, self._current)
+            if self.state.code is not None and last is not None and last.shape[-1:] != "i":
+                # An indirect jump (allowed when the code's address is `$code`, for tables) to a
+                # fixed number: that is an absolute address, not the lifting address of the unit's
+                # bytes (`mov eax, 0x400014; jmp rax` proved, and dies of SIGSEGV once linked as
+                # PIE). Only a direct jump's target moves with the code.
+                msg = (f"the jump at {self._current:#x} goes to the fixed address {t:#x}; where the code lies "
+                       "is not known, so no fixed address is the unit's code")
+                self._violate(path, "policy", self._current, msg, claripy.true())
+                raise _End("violation", msg)
             raise _Jump(t)
         self._jumpkind_end(path, jumpkind, target.concrete_value if target.concrete else None)
 
