@@ -176,3 +176,14 @@ def test_an_indirect_jump_to_a_fixed_address_is_refuted(tmp_path):
         assert subprocess.run([str(exe)], capture_output=True).returncode != 0       # SIGSEGV
     out = prove(str(obj), _spec(tmp_path, ZERO_SPEC.replace("#x00000000", "#x00000007"))).to_json()
     assert out["verdict"] == "refuted" and out["reason"] == "policy", out
+
+
+def test_the_digest_covers_the_alignment_the_proof_assumed(tmp_path):
+    """The same bytes at the same offset of a .text aligned 1 lie anywhere once linked, so the
+    attested unit of ALIGNED (proven 16) must not vouch for them: the gate compares the sha256,
+    the section and the offset, not the section's alignment."""
+    proven = load(gas_object(tmp_path, "x86_64", ALIGNED, "a64"), symbol="f")
+    loose = load(gas_object(tmp_path, "x86_64", ALIGNED.replace(".balign 64\n", ""), "a1"), symbol="f")
+    assert proven.code == loose.code and proven.offset == loose.offset == 16
+    assert proven.place == (64, 16) and loose.place == (1, 0)
+    assert proven.sha256 != loose.sha256

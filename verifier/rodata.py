@@ -97,7 +97,8 @@ class Fixup:
     target: int          # S + A = the region's address + target
 
 
-def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entry: int = 0) -> str:
+def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entry: int = 0,
+           place: tuple[int, int] = (1, 0)) -> str:
     """sha256 of the whole unit: the code's bytes as the object holds them, where in them the
     function starts, each region's bytes, alignment and code links, and each fixup linking the
     code to them (what `link` needs, nothing else)."""
@@ -110,6 +111,8 @@ def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entr
                               for v in (k.at, k.rtype, k.width, k.relative, k.target)))
     for f in fixups:
         h.update(b"".join(v.to_bytes(8, "little", signed=True) for v in (f.at, f.rtype, f.region, f.target)))
+    if place != (1, 0):     # the alignment the proof assumed of the code (Blob.place)
+        h.update(b"place" + b"".join(v.to_bytes(8, "little") for v in place))
     return h.hexdigest()
 
 
