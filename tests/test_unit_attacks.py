@@ -187,3 +187,22 @@ def test_the_digest_covers_the_alignment_the_proof_assumed(tmp_path):
     assert proven.code == loose.code and proven.offset == loose.offset == 16
     assert proven.place == (64, 16) and loose.place == (1, 0)
     assert proven.sha256 != loose.sha256
+
+
+# --- executing part of a relocated field (fixed) -------------------------------------------------
+# A direct jump into `mov eax, [rip+.LC0]` at its last displacement byte runs that byte and the
+# next as one instruction: with the data above the code (the proof's lifting layout) the byte is
+# 00, `add al, al` (3 -> 6); with the data below the code it is ff, `inc eax` (3 -> 4).
+MID_FIELD = (".text\n.globl f\n.type f,@function\nf:\nmov eax, 3\njmp .Lins + 5\n.Lins:\n"
+             "mov eax, dword ptr [rip + .LC0]\n.byte 0xc0\nret\n.size f, .-f\n"
+             ".section hiro,\"a\",@progbits\n.balign 4\n.LC0:\n.long 7\n")
+
+
+def test_running_part_of_a_relocated_field_is_not_proven(tmp_path):
+    obj = gas_object(tmp_path, "x86_64", MID_FIELD, "midfield")
+    for layout, value in (("0x2000000", 6), ("0x300000", 4)):
+        run = _run(tmp_path, "x86_64", obj, [f"-Wl,--section-start=hiro={layout}"])
+        if run is not None:
+            assert int(run.stdout) == value, run
+    out = prove(str(obj), _spec(tmp_path, ZERO_SPEC.replace("#x00000000", "#x00000006"))).to_json()
+    assert out["verdict"] != "proven" and "holds only part of" in out["message"], out
