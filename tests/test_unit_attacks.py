@@ -206,3 +206,24 @@ def test_running_part_of_a_relocated_field_is_not_proven(tmp_path):
             assert int(run.stdout) == value, run
     out = prove(str(obj), _spec(tmp_path, ZERO_SPEC.replace("#x00000000", "#x00000006"))).to_json()
     assert out["verdict"] != "proven" and "holds only part of" in out["message"], out
+
+
+# --- an ALU instruction's result taken for a relocated address (fixed) ---------------------------
+# `add rax, [rip+.LC0]` holds a PC32 relocation; its sum (3 + 7) was rewritten as if it were the
+# address the field gives, `$ro.0 + (10 - placeholder)`, so `- &.LC0` proved 10 - placeholder.
+# The path runs only when the data lies above bit 40 (co-simulation places it low): the PIE run
+# returns 10 - &.LC0.
+ALU = (".text\n.globl f\n.type f,@function\nf:\nlea rcx, [rip + .LC0]\nshr rcx, 40\njz .Lok\nmov eax, 3\n"
+       "add rax, qword ptr [rip + .LC0]\nlea rcx, [rip + .LC0]\nsub rax, rcx\nret\n.Lok:\nmovabs rax, {P}\nret\n"
+       ".size f, .-f\n.section .rodata\n.balign 8\n.LC0:\n.quad 7\n")
+
+
+def test_an_alu_result_is_not_taken_for_the_relocated_address(tmp_path):
+    ph = load(gas_object(tmp_path, "x86_64", ALU.replace("{P}", "0"), "alu0"), symbol="f").rodata[0].placeholder
+    want = (10 - ph) % (1 << 64)
+    obj = gas_object(tmp_path, "x86_64", ALU.replace("{P}", hex(want)), "alu")
+    assert load(obj, symbol="f").rodata[0].placeholder == ph
+    spec = _spec(tmp_path, '(set-info :nverify-signature "uint64_t f(void)")\n'
+                           f"(define-fun post () Bool (= ret #x{want:016x}))\n")
+    out = prove(str(obj), spec).to_json()
+    assert out["verdict"] == "refuted", out

@@ -590,7 +590,11 @@ class Explorer:
             path.regs.put(off, self.state.code + (lifted.concrete_value - self.blob.base))
             return
         fixups = self.relocated.at(insn.addr, insn.size)
-        if fixups and insn.mnemonic in ("lea", "adr", "adrp", "add"):
+        # only where the destination is the address itself: x86 `lea`, AArch64 adr/adrp/`add
+        # :lo12:`. (x86 `add rax, [rip+.LC0]` is an ALU operation on the data the address holds;
+        # mapping its sum as an address proved `3 + [.LC0] - placeholder` for `... - &.LC0`.)
+        address_ops = ("lea",) if self.blob.arch == "x86_64" else ("adr", "adrp", "add")
+        if fixups and insn.mnemonic in address_ops:
             off, size = self.reg_slot(insn.regs[0])
             value = self.relocated.value(fixups[0], path.regs.get(off, size))
             if value is None:
