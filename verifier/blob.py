@@ -40,12 +40,25 @@ class Blob:
 
     @property
     def sha256(self) -> str:
-        """The verified unit's digest: the code alone, or the code, its data and their links."""
-        if not self.rodata and not self.fixups and self.entry == self.base:
+        """The verified unit's digest: the code alone, or the code, its data and their links, and
+        where the code lies past its section's alignment when the proof relies on it."""
+        place = self.place
+        if not self.rodata and not self.fixups and self.entry == self.base and place == (1, 0):
             return hashlib.sha256(self.code).hexdigest()
         from .rodata import digest
 
-        return digest(self.code, self.rodata, self.fixups, self.entry - self.base)
+        return digest(self.code, self.rodata, self.fixups, self.entry - self.base, place)
+
+    @property
+    def place(self) -> tuple[int, int]:
+        """(align, offset past it) the proof assumes the code lies at, when the code's address is
+        a value of the proof (`$code`, entry._code_base); else (1, 0). Part of the unit: the same
+        bytes in a section aligned less may lie elsewhere (`lea rax, [rip+f]; and eax, 63`)."""
+        from . import isa
+
+        if self.align > 1 and isa.symbolic_code(self):
+            return self.align, self.offset % self.align
+        return 1, 0
 
     @cached_property
     def image(self) -> bytes:

@@ -66,7 +66,7 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
 
     sections: list[symbols.Section | None] = [
         symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR), bool(s.flags & SHF_WRITE),
-                        _rodata(s.type, s.flags), s.align, s.entsize if s.flags & SHF_MERGE else 0,
+                        _rodata(text(s.name), s.type, s.flags), s.align, s.entsize if s.flags & SHF_MERGE else 0,
                         bool(s.flags & SHF_GROUP))
         for i, s in enumerate(fast.sections)]
     obj = symbols.ObjectFile("elf", fast.arch, relocatable=True, bias=DEFAULT_BASE)
@@ -88,12 +88,18 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
     return obj
 
 
-def _rodata(kind: int, flags: int) -> bool:
+def _rodata(name: str, kind: int, flags: int) -> bool:
     """Read-only data a function of the object may take into its unit (symbols.Section.rodata):
     allocated bytes nobody writes or runs, in no COMDAT group (another object's copy of the group
-    may be linked instead) and not merged as strings (pieces the linker cuts at each NUL)."""
+    may be linked instead) and not merged as strings (pieces the linker cuts at each NUL), in a
+    section the linker places as plain read-only data: named .rodata, .rodata.* or .rodata1, as
+    compilers name it. The linker and the C library give other names meaning: the entries of a
+    PROGBITS "a" section named .ctors are called before main (a proven unit whose table lay there
+    crashed the program at start), .init_array*, .eh_frame, .gnu.linkonce.*, glibc's
+    __libc_atexit, ..."""
+    named = name in (".rodata", ".rodata1") or name.startswith(".rodata.")
     bad = SHF_WRITE | SHF_EXECINSTR | SHF_GROUP | SHF_STRINGS | SHF_TLS
-    return kind == SHT_PROGBITS and bool(flags & SHF_ALLOC) and not flags & bad
+    return named and kind == SHT_PROGBITS and bool(flags & SHF_ALLOC) and not flags & bad
 
 
 def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
@@ -114,7 +120,7 @@ def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
         symbols.Section(i, text(s.name), 0 if rel else s.virtual_address,
                         b"" if s.type == lief.ELF.Section.TYPE.NOBITS else bytes(s.content),
                         bool(int(s.flags) & SHF_EXECINSTR), bool(int(s.flags) & SHF_WRITE),
-                        rel and _rodata(int(s.type.value), int(s.flags)), max(int(s.alignment), 1),
+                        rel and _rodata(text(s.name), int(s.type.value), int(s.flags)), max(int(s.alignment), 1),
                         int(s.entry_size) if int(s.flags) & SHF_MERGE else 0, bool(int(s.flags) & SHF_GROUP))
         for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("elf", found, relocatable=rel, bias=DEFAULT_BASE if rel else 0)

@@ -4,8 +4,9 @@ NAME.o is a minimal ELF64 relocatable object: one .text section holding exactly 
 bytes and one global function symbol. Placing the bytes at another address than the one they
 were proven at loses nothing: where the code observes its own address (rip-relative `lea`,
 `adr`, the return address of a call inside the blob) that address is the symbol `$code` of
-the proof, which holds for every value of it, and every other such instruction is refused, as
-is every jump that leaves the blob.
+the proof, which holds for every value of it that lies as the code's section did (its alignment,
+and the code's offset past it: the .o keeps both; raw bytes are not written when that matters),
+and every other such instruction is refused, as is every jump that leaves the blob.
 
 A unit with read-only data (verifier/rodata.py) is more than bytes: its .o holds each region
 as a read-only section of its own (its alignment kept, never merged), the proven relocations
@@ -18,6 +19,7 @@ NAME.bin is written then: NAME.o and NAME.o.intoto.json.
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -30,15 +32,25 @@ TOOLS = ("nverify", "angr", "pyvex", "claripy", "z3-solver", "bitwuzla", "cvc5",
          "unicorn", "cryptography")
 
 
-def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tuple = (), entry: int = 0) -> bytes:
+def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tuple = (), entry: int = 0,
+               place: tuple[int, int] = (1, 0)) -> bytes:
     """An ELF64 little-endian ET_REL with .text = `code` and a global STT_FUNC `name` at `entry`;
     with read-only data, a section .rodata.nverify.<i> per region, .rela.text linking the code to
-    them and .rela.rodata.nverify.<i> linking a jump table's entries to the code."""
+    them and .rela.rodata.nverify.<i> linking a jump table's entries to the code.
+    `place` = (align, lead): the proof assumed the code lies `lead` bytes past an `align` boundary
+    (its section's, entry._code_base), so .text is aligned so and starts with `lead` trap bytes.
+    (Without it, `lea rax, [rip+f]; and eax, 63` proven 16 for f 16 bytes into a 64-aligned
+    section returned 32 from the emitted .o.)"""
     n = len(rodata)
+    align, lead = place
+    pad = ((b"\xcc" if arch == "x86_64" else b"\x00\x00\x00\x00") * lead)[:lead]
+    code, entry = pad + code, entry + lead
+    fixups = tuple(replace(f, at=f.at + lead) for f in fixups)
+    rodata = tuple(replace(r, links=tuple(replace(k, target=k.target + lead) for k in r.links)) for r in rodata)
     # section 0 is null, 1 .text, 2..n+1 the regions; symbols: null, then the section symbols of
     # .text and each region (1 .. n+1: symbol i+1 is section i+1), then the function
     rela_text = b"".join(struct.pack("<QQq", f.at, ((2 + f.region) << 32) | f.rtype, f.target) for f in fixups)
-    content = [(".text", 1, 0x6, code, 16 if arch == "x86_64" else 4, 0, 0),
+    content = [(".text", 1, 0x6, code, max(align, 16 if arch == "x86_64" else 4), 0, 0),
                *((f".rodata.nverify.{i}", 1, 0x2, r.data, r.align, 0, 0) for i, r in enumerate(rodata))]
     relas = [(".rela.text", rela_text, 1)] if fixups else []
     relas += [(f".rela.rodata.nverify.{i}", b"".join(struct.pack("<QQq", k.at, (1 << 32) | k.rtype, k.target)
@@ -47,8 +59,8 @@ def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tu
     symtab_i = len(content) + 1 + len(relas)
     strtab = b"\0" + name.encode() + b"\0" + name.encode() + b".unit\0"
     symtab = bytes(24) + b"".join(struct.pack("<IBBHQQ", 0, 3, 0, 1 + i, 0, 0) for i in range(n + 1))
-    if entry:     # the functions before the entry, as one local function the entry calls into
-        symtab += struct.pack("<IBBHQQ", len(name) + 2, 2, 0, 1, 0, len(code))
+    if entry > lead:     # the functions before the entry, as one local function the entry calls into
+        symtab += struct.pack("<IBBHQQ", len(name) + 2, 2, 0, 1, lead, len(code) - lead)
     symtab += struct.pack("<IBBHQQ", 1, (1 << 4) | 2, 0, 1, entry, len(code) - entry)
     sections = [*content, *((nm, 4, 0x40, data, 8, symtab_i, info) for nm, data, info in relas),
                 (".symtab", 2, 0, symtab, 8, symtab_i + 1, len(symtab) // 24 - 1), (".strtab", 3, 0, strtab, 1, 0, 0)]
@@ -122,14 +134,17 @@ def emit(directory: str, code: bytes, result: dict, spec_text: str, private_key,
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--emit {directory}: cannot create the directory: {e.strerror or e}") from None
-    rodata, fixups, entry = unit
+    rodata, fixups, entry, *rest = unit
+    place = rest[0] if rest else (1, 0)
     if any(f.region < 0 for f in fixups):
         raise UsageError(f"--emit: {name} has parts in other sections (gcc's .text.unlikely); emitting them is "
                          "not supported: link the object the proof was made from, whose unit sha256 the "
                          "result names")
-    obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups, entry)
-    # raw bytes carry neither data nor relocations, nor an entry point other than their first byte
-    files = {f"{name}.bin": code, f"{name}.o": obj} if not fixups and not rodata and not entry else {f"{name}.o": obj}
+    obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups, entry, place)
+    # raw bytes carry neither data nor relocations, nor an entry point other than their first byte,
+    # nor the alignment a proof about the code's own address assumed
+    raw = not fixups and not rodata and not entry and place[0] <= (1 if result["blob"]["arch"] == "x86_64" else 4)
+    files = {f"{name}.bin": code, f"{name}.o": obj} if raw else {f"{name}.o": obj}
     st = statement(result, spec_text, files, provenance, attest.fingerprint(private_key.public_key()))
     envelope = attest.sign_envelope(st, private_key)
     import json

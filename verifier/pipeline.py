@@ -71,7 +71,9 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
         result = _too_deep(blob, spec, abi, options, ref_blob)
     result.seconds = time.monotonic() - t0
     result.code, result.spec_text = blob.code, spec.text
-    result.unit = (blob.rodata, blob.fixups, blob.entry - blob.base)
+    # and where the code must lie: a proof that treats the code's address as `$code` assumes it
+    # lies as its section does, `offset` bytes past an `align` boundary (entry._code_base)
+    result.unit = (blob.rodata, blob.fixups, blob.entry - blob.base, blob.place)
     return result
 
 

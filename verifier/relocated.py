@@ -20,6 +20,7 @@ from .isa import decode
 from .isa.table import Insn
 from .machine import BV, _sum_terms
 
+FIELD = 4            # bytes of every field resolved here (rodata.SUPPORTED, pieces.JUMPS)
 _DELTA = 0x1010      # a placeholder shift that changes the page and the page offset (x16: any scale)
 _LOADS = frozenset("ldr ldrb ldrh ldrsb ldrsh ldrsw str strb strh prfm".split())
 
@@ -33,8 +34,10 @@ class Relocated:
 
     @lru_cache(maxsize=4096)  # noqa: B019 - one Relocated per exploration
     def at(self, addr: int, size: int) -> tuple[rodata.Fixup, ...]:
+        """The fixups whose field overlaps these bytes: also one the instruction holds only part
+        of (x86 code may jump into the middle of a relocated instruction; `problem` refuses it)."""
         lo = addr - self.blob.base
-        return tuple(f for f in self.blob.fixups if lo <= f.at < lo + size)
+        return tuple(f for f in self.blob.fixups if f.at < lo + size and lo < f.at + FIELD)
 
     # --- (1) the field feeds what its type says -------------------------------------------
 
@@ -47,6 +50,12 @@ class Relocated:
         if len(fixups) != 1:
             return f"{insn.text()} at {insn.addr:#x} holds {len(fixups)} relocations"
         f = fixups[0]
+        lo = insn.addr - self.blob.base
+        if not (lo <= f.at and f.at + FIELD <= lo + insn.size):
+            # Executing part of a field (a jump into the middle of `mov eax, [rip+.LC0]` running
+            # the top byte of its displacement as `add al, al`): those bytes are the linker's,
+            # different for each layout (`inc eax` with the data below the code)
+            return f"{insn.text()} at {insn.addr:#x} holds only part of a {f.kind} relocation's field"
         if f.region < 0:
             return self._jump_problem(f, insn)
         moved = list(self.places)

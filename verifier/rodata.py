@@ -36,8 +36,16 @@ X86_PC32, X86_PLT32, X86_32, X86_32S = 2, 4, 10, 11
 A64_LD_PREL_LO19, A64_ADR_PREL_LO21, A64_ADR_PAGE, A64_ADR_PAGE_NC, A64_ADD_LO12 = 273, 274, 275, 276, 277
 A64_LDST_SCALE = {278: 0, 284: 1, 285: 2, 286: 3, 299: 4}     # LDST{8,16,32,64,128}_ABS_LO12_NC
 A64_BRANCH = {282: (26, 0), 283: (26, 0), 280: (19, 5), 279: (14, 5)}   # JUMP26, CALL26, CONDBR19, TSTBR14
-SUPPORTED = {"x86_64": frozenset({X86_PC32, X86_32, X86_32S}),
-             "aarch64": frozenset({A64_LD_PREL_LO19, A64_ADR_PREL_LO21, A64_ADR_PAGE, A64_ADR_PAGE_NC,
+# Not R_X86_64_32: the linker fills it with any address below 4 GiB, but the CPU sign-extends a
+# memory operand's displacement, so data the linker places at or above 2 GiB (`--section-start`)
+# is read at 0xffffffff8... (a crash), not at `$ro.<n> + offset`. 32S is filled only when the
+# sign extension is the address. (Under an address-size prefix the sum wraps at 32 bits: not
+# linear either.)
+SUPPORTED = {"x86_64": frozenset({X86_PC32, X86_32S}),
+             # not ADR_PREL_PG_HI21_NC: the linker fills it without checking that the page fits
+             # 21 bits, so data 4 GiB or more from the code is reached at a wrapped page, not at
+             # `($ro.<n> + offset) & ~0xfff` (the fields the proof relies on must be range-checked)
+             "aarch64": frozenset({A64_LD_PREL_LO19, A64_ADR_PREL_LO21, A64_ADR_PAGE,
                                    A64_ADD_LO12, *A64_LDST_SCALE})}
 # How the executor treats the instruction a fixup sits in (symexec._Fixups).
 # value = an address the field feeds with coefficient 1 (x86: the displacement of the memory operand)
@@ -89,7 +97,8 @@ class Fixup:
     target: int          # S + A = the region's address + target
 
 
-def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entry: int = 0) -> str:
+def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entry: int = 0,
+           place: tuple[int, int] = (1, 0)) -> str:
     """sha256 of the whole unit: the code's bytes as the object holds them, where in them the
     function starts, each region's bytes, alignment and code links, and each fixup linking the
     code to them (what `link` needs, nothing else)."""
@@ -102,6 +111,8 @@ def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entr
                               for v in (k.at, k.rtype, k.width, k.relative, k.target)))
     for f in fixups:
         h.update(b"".join(v.to_bytes(8, "little", signed=True) for v in (f.at, f.rtype, f.region, f.target)))
+    if place != (1, 0):     # the alignment the proof assumed of the code (Blob.place)
+        h.update(b"place" + b"".join(v.to_bytes(8, "little") for v in place))
     return h.hexdigest()
 
 
@@ -128,6 +139,19 @@ def collect(path: str, fn: str, arch: str, code: bytes, relocations: list[Reloc]
             # apart, so only the one the reference lands in is known to follow it.
             where = target + (_pc_adjust(path, fn, arch, code, r.at - lo) if r.rtype == X86_PC32 else 0)
             start, size = where - where % sec.piece, sec.piece
+            # Which entity the linker keeps the reference to is not where the operand points: ld
+            # and lld place the entity holding the symbol's own value (a section symbol: its value
+            # plus the raw addend, -4 of a rip-relative operand included) and add the rest of the
+            # addend linearly from the entity's *new* place. `[rip + .LC0 + 4]` with .LC0 the first
+            # entity thus reads whatever follows that entity once merged (its neighbour may be
+            # deduplicated away), not the second entity. Only a reference whose operand lands in
+            # the entity the linker keeps it to is modelled.
+            held = sym_off + (r.addend if getattr(r.to, "kind", "") == "section" else 0)
+            if held - held % sec.piece != start:
+                raise UnsupportedError(
+                    f"{path}: {fn} reads {sec.name} at +{where:#x} through a reference the linker keeps to "
+                    f"its entity at +{held - held % sec.piece:#x}: once the linker merges equal constants, "
+                    "what lies there is not known")
         key = (sec.key, start)
         name = sec.name if not sec.piece else f"{sec.name}+{start:#x}"
         # an entity is known aligned only as far as both its section and its size say
@@ -153,7 +177,11 @@ def _code_links(path: str, fn: str, arch: str, sec, inner: list[Reloc], space: i
     for q in inner:
         kind = CODE_LINKS[arch].get(q.rtype)
         to = getattr(q.to, "section", None)
-        if kind is None or q.addend is None or to is None or to.key != space or q.to.binding == "weak":
+        # Only a local symbol (or a section): a global one, even defined right here, is bound
+        # by the dynamic linker when the object goes into a shared library (`R_X86_64_64 case0`
+        # becomes a dynamic relocation against the name), so a program or LD_PRELOAD defining
+        # the same name sends the jump into its own code.
+        if kind is None or q.addend is None or to is None or to.key != space or q.to.binding != "local":
             raise UnsupportedError(
                 f"{path}: {fn} reads {sec.name}, which holds a relocation itself ({q.kind} at "
                 f"+{q.at - sec.start:#x}, to {q.target}): only entries holding addresses of the function's "

@@ -462,10 +462,15 @@ class Explorer:
         lifts keep in place (`_effects`)."""
         d = self._decision(addr, length)
         f = d.form
-        # a relocated instruction's value is replaced after it (verifier/relocated.py): the
-        # optimiser must not fold it into the next instruction first
+        # a relocated instruction's value is replaced after it (verifier/relocated.py), and so is
+        # the code's own address a `lea r, [rip+d]`/`adr` leaves (`$code + offset`, end_instruction):
+        # the optimiser must not fold either into the next instruction first. (It did: `lea rax,
+        # [rip+f]; and eax, 0x80000000` computed from the lifting address proved 0, and returns
+        # 0x80000000 in a PIE run where bit 31 of the code's address is set; co-simulation places
+        # the code low, where that bit is 0 too.)
+        code_value = self.state.code is not None and d.insn is not None and isa.code_address(self.blob, d.insn)
         return d.kind != "ok" or f is None or bool(f.undefined) or f.fix not in ("", "sp-align") \
-            or bool(self.relocated.at(addr, length or 1))
+            or bool(self.relocated.at(addr, length or 1)) or code_value
 
     def _decision(self, addr: int, length: int | None) -> isa.Decision:
         """The verified instruction set's word on the instruction at addr, once per exploration
@@ -585,7 +590,11 @@ class Explorer:
             path.regs.put(off, self.state.code + (lifted.concrete_value - self.blob.base))
             return
         fixups = self.relocated.at(insn.addr, insn.size)
-        if fixups and insn.mnemonic in ("lea", "adr", "adrp", "add"):
+        # only where the destination is the address itself: x86 `lea`, AArch64 adr/adrp/`add
+        # :lo12:`. (x86 `add rax, [rip+.LC0]` is an ALU operation on the data the address holds;
+        # mapping its sum as an address proved `3 + [.LC0] - placeholder` for `... - &.LC0`.)
+        address_ops = ("lea",) if self.blob.arch == "x86_64" else ("adr", "adrp", "add")
+        if fixups and insn.mnemonic in address_ops:
             off, size = self.reg_slot(insn.regs[0])
             value = self.relocated.value(fixups[0], path.regs.get(off, size))
             if value is None:
@@ -653,6 +662,16 @@ class Explorer:
             if not self.blob.contains(t):
                 msg = (f"execution leaves the blob at {self._current:#x} for {t:#x}: only the "
                        "blob's own bytes may run")
+                self._violate(path, "policy", self._current, msg, claripy.true())
+                raise _End("violation", msg)
+            last = isa.decode_insn(self.blob, self._current)
+            if self.state.code is not None and last is not None and last.shape[-1:] != "i":
+                # An indirect jump (allowed when the code's address is `$code`, for tables) to a
+                # fixed number: that is an absolute address, not the lifting address of the unit's
+                # bytes (`mov eax, 0x400014; jmp rax` proved, and dies of SIGSEGV once linked as
+                # PIE). Only a direct jump's target moves with the code.
+                msg = (f"the jump at {self._current:#x} goes to the fixed address {t:#x}; where the code lies "
+                       "is not known, so no fixed address is the unit's code")
                 self._violate(path, "policy", self._current, msg, claripy.true())
                 raise _End("violation", msg)
             raise _Jump(t)
