@@ -22,7 +22,7 @@ from verifier.pipeline import Options
 
 from . import adversarial_a64, adversarial_x86
 from .adversarial_cases import ID32, ZERO32, Case, Ctx
-from .build import LD, assemble, clang_asm, gas_object, have_llvm, link_image
+from .build import LD, assemble, clang_asm, fat_macho, gas_object, have_llvm, link_image, llvm_tool
 from .native import can_run, cpu_flags
 
 CASES: list[Case] = adversarial_x86.ALL + adversarial_a64.ALL
@@ -288,3 +288,21 @@ def test_macho_code_in_data_segment_is_never_proven(tmp_path):
     spec.write_text(ID32)
     with pytest.raises(BlobError, match="not in a code section"):
         prove(str(obj), str(spec), Options(arch="x86_64", jobs=1))
+
+
+def test_macho_two_slices_of_one_cpu_is_never_proven(tmp_path):
+    """new: a fat Mach-O with an x86_64 slice (f returns x) and an x86_64h slice (f returns x + 1);
+    a Haswell or later Mac loads x86_64h (no Mac here to show it). nverify verified the first
+    x86_64-typed slice; now two slices of the CPU asked for are refused."""
+    if not have_llvm():
+        pytest.skip("needs clang, llvm-lipo")
+    plain = clang_asm(tmp_path, "macho", "x86_64", ".globl _f\n_f:\n mov eax, edi\n ret", "plain")
+    src = tmp_path / "haswell.s"
+    src.write_text(".intel_syntax noprefix\n.globl _f\n_f:\n lea eax, [rdi + 1]\n ret\n")
+    haswell = tmp_path / "haswell.o"
+    subprocess.run([llvm_tool("clang"), "--target=x86_64h-apple-macos11", "-c", str(src), "-o", str(haswell)],
+                   check=True, capture_output=True)
+    spec = tmp_path / "id32.smt"
+    spec.write_text(ID32)
+    with pytest.raises(UnsupportedError, match="2 x86_64 slices"):
+        prove(str(fat_macho(tmp_path, [plain, haswell])), str(spec), Options(arch="x86_64", jobs=1))

@@ -101,6 +101,13 @@ def _slice(path: str, fat: Any, arch: str | None) -> tuple[str, Any]:
     chosen = [b for a, b in usable if a == want]
     if not chosen:
         raise UsageError(f"{path}: the fat Mach-O has no {want} slice (it has {names})")
+    if len(chosen) > 1:
+        # Slices of one CPU type differ by subtype (x86_64 and x86_64h, arm64 and arm64e), and which
+        # one runs is the machine's or the process's choice (a Haswell Mac loads x86_64h; an arm64e
+        # process arm64e): verifying the first would leave the other unverified.
+        raise UnsupportedError(f"{path}: the fat Mach-O has {len(chosen)} {want} slices (subtypes "
+                               f"{', '.join(str(b.header.cpu_subtype) for b in chosen)}); the one that "
+                               "runs depends on the CPU or the process, so neither is verified alone")
     return want, chosen[0]
 
 
