@@ -135,8 +135,7 @@ def _mapped(data: bytes, loads: list[Any], relro: list[Any], addr: int, size: in
     mapped), with the rest of its last file page zeroed and zero pages up to p_memsz when p_memsz
     exceeds p_filesz; then ld.so makes PT_GNU_RELRO's pages read-only. None: some byte is unmapped
     or past the end of the file."""
-    out: list[int | None] = [None] * size
-    x = [False] * size
+    out, mapped, x = bytearray(size), bytearray(size), bytearray(size)
 
     def up(v: int) -> int:
         return -(-v // page) * page
@@ -144,19 +143,25 @@ def _mapped(data: bytes, loads: list[Any], relro: list[Any], addr: int, size: in
     for g in loads:
         vaddr, filesz, memsz = g.virtual_address, g.physical_size, g.virtual_size
         bss = memsz > filesz
-        lo, hi = vaddr - vaddr % page, up(vaddr + (memsz if bss else filesz))
-        for a in range(max(addr, lo), min(addr + size, hi)):
-            off = g.file_offset + a - vaddr
-            zero = bss and a >= vaddr + filesz
-            out[a - addr] = 0 if zero else data[off] if off < len(data) else None
-            x[a - addr] = bool(int(g.flags) & PF_X)
+        a0, a1 = max(addr, vaddr - vaddr % page), min(addr + size, up(vaddr + (memsz if bss else filesz)))
+        if a0 >= a1:
+            continue
+        f1 = max(a0, min(a1, vaddr + filesz)) if bss else a1      # [a0, f1) from the file, then zeros
+        off = g.file_offset + a0 - vaddr
+        if off + f1 - a0 > len(data):
+            return None, False
+        out[a0 - addr:f1 - addr] = data[off:off + f1 - a0]
+        out[f1 - addr:a1 - addr] = bytes(a1 - f1)
+        mapped[a0 - addr:a1 - addr] = b"\1" * (a1 - a0)
+        x[a0 - addr:a1 - addr] = (b"\1" if int(g.flags) & PF_X else b"\0") * (a1 - a0)
     for g in relro:
-        lo, hi = g.virtual_address - g.virtual_address % page, up(g.virtual_address + g.virtual_size)
-        for a in range(max(addr, lo), min(addr + size, hi)):
-            x[a - addr] = False
-    if any(b is None for b in out):
+        a0 = max(addr, g.virtual_address - g.virtual_address % page)
+        a1 = min(addr + size, up(g.virtual_address + g.virtual_size))
+        if a0 < a1:
+            x[a0 - addr:a1 - addr] = bytes(a1 - a0)
+    if not all(mapped):
         return None, False
-    return bytes(b for b in out if b is not None), all(x)
+    return bytes(out), all(x)
 
 
 def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
