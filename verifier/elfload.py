@@ -13,6 +13,12 @@ from .errors import BlobError, UnsupportedError, UsageError
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE = 0x1, 0x2, 0x4, 0x10
 SHF_STRINGS, SHF_GROUP, SHF_TLS = 0x20, 0x200, 0x400
 SHT_PROGBITS = 1
+# Code is a section a program loads and may execute: SHF_EXECINSTR without SHF_ALLOC (".section .foo,
+# \"x\"") is left out of every segment by the static linker, which still binds the function's name to
+# its offset from address 0, so a call to it faults (tests/test_adversarial.py, test_elf_unloaded_code).
+CODE = SHF_ALLOC | SHF_EXECINSTR
+PF_X = 0x1
+PAGE_SIZES = {"x86_64": (0x1000,), "aarch64": (0x1000, 0x4000, 0x10000)}   # Linux's page sizes per ISA
 SHN_LORESERVE = 0xFF00
 BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "global"}     # 10: STB_GNU_UNIQUE
 KINDS = {0: symbols.NOTYPE, 1: symbols.DATA, 2: symbols.FUNCTION, 3: symbols.SECTION, 5: symbols.DATA,
@@ -38,7 +44,25 @@ def read(path: str, data: bytes) -> symbols.ObjectFile:
     from . import elf
 
     fast = elf.parse(data)       # an object file, read without importing LIEF (verifier/elf.py)
-    return _from_fast(fast) if fast is not None else _from_lief(path, data)
+    if fast is not None:
+        _relocations_read(path, [s.type for s in fast.sections])
+        return _from_fast(fast)
+    return _from_lief(path, data)
+
+
+# Relocation sections in formats nverify does not decode: CREL (lld 19, GNU ld 2.45 apply it in
+# objects), Android's packed REL/RELA/RELR, and RELR. Read as unknown sections, their relocations
+# would go unseen while the linker rewrites the function's bytes (tests/test_adversarial.py,
+# test_elf_crel_relocation): such an object is refused whole.
+UNREAD_RELOCS = {0x40000014: "SHT_CREL", 0x60000001: "SHT_ANDROID_REL", 0x60000002: "SHT_ANDROID_RELA",
+                 19: "SHT_RELR", 0x6FFFFF00: "SHT_ANDROID_RELR"}
+
+
+def _relocations_read(path: str, types: list[int]) -> None:
+    unread = sorted({UNREAD_RELOCS[t] for t in types if t in UNREAD_RELOCS})
+    if unread:
+        raise UnsupportedError(f"{path}: relocations in {', '.join(unread)} sections, a format nverify does "
+                               "not read; the linker would rewrite bytes nverify cannot see")
 
 
 def _symbol(name, binding: int, kind: int, shndx: int, value: int, size: int,
@@ -65,7 +89,7 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
     from . import elf
 
     sections: list[symbols.Section | None] = [
-        symbols.Section(i, text(s.name), 0, s.content, bool(s.flags & SHF_EXECINSTR), bool(s.flags & SHF_WRITE),
+        symbols.Section(i, text(s.name), 0, s.content, s.flags & CODE == CODE, bool(s.flags & SHF_WRITE),
                         _rodata(text(s.name), s.type, s.flags), s.align, s.entsize if s.flags & SHF_MERGE else 0,
                         bool(s.flags & SHF_GROUP))
         for i, s in enumerate(fast.sections)]
@@ -102,6 +126,62 @@ def _rodata(name: str, kind: int, flags: int) -> bool:
     return named and kind == SHT_PROGBITS and bool(flags & SHF_ALLOC) and not flags & bad
 
 
+def _as_loaded(data: bytes, segments: list[Any], arch: str, addr: int, size: int) -> tuple[bytes, bool]:
+    """The bytes the loader maps at a code section's address in an executable or shared object, and
+    whether it leaves them executable. The loader reads program headers, never section headers: a
+    section header whose sh_offset points at other bytes of the file (a decoy) would otherwise have
+    nverify verify bytes that never run (tests/test_adversarial.py, test_elf_section_offset_decoy).
+    The mapping is worked out as Linux's binfmt_elf makes it for each page size the ISA's kernels
+    use; a section whose bytes or execute permission depend on the page size, or that is not wholly
+    mapped executable from the file, is not code the program can run: not executable, so refused."""
+    import lief
+
+    loads = [g for g in segments if g.type == lief.ELF.Segment.TYPE.LOAD]
+    relro = [g for g in segments if g.type == lief.ELF.Segment.TYPE.GNU_RELRO]
+    seen = set()
+    for page in PAGE_SIZES[arch]:
+        if all((g.virtual_address - g.file_offset) % page == 0 for g in loads):   # else exec fails
+            seen.add(_mapped(data, loads, relro, addr, size, page))
+    content, executable = seen.pop() if len(seen) == 1 else (None, False)
+    return (content, executable) if content is not None else (b"", False)
+
+
+def _mapped(data: bytes, loads: list[Any], relro: list[Any], addr: int, size: int,
+            page: int) -> tuple[bytes | None, bool]:
+    """binfmt_elf with pages of `page` bytes: each PT_LOAD in program-header order maps whole pages
+    of the file from the page holding p_vaddr (MAP_FIXED: a later one replaces what an earlier one
+    mapped), with the rest of its last file page zeroed and zero pages up to p_memsz when p_memsz
+    exceeds p_filesz; then ld.so makes PT_GNU_RELRO's pages read-only. None: some byte is unmapped
+    or past the end of the file."""
+    out, mapped, x = bytearray(size), bytearray(size), bytearray(size)
+
+    def up(v: int) -> int:
+        return -(-v // page) * page
+
+    for g in loads:
+        vaddr, filesz, memsz = g.virtual_address, g.physical_size, g.virtual_size
+        bss = memsz > filesz
+        a0, a1 = max(addr, vaddr - vaddr % page), min(addr + size, up(vaddr + (memsz if bss else filesz)))
+        if a0 >= a1:
+            continue
+        f1 = max(a0, min(a1, vaddr + filesz)) if bss else a1      # [a0, f1) from the file, then zeros
+        off = g.file_offset + a0 - vaddr
+        if off + f1 - a0 > len(data):
+            return None, False
+        out[a0 - addr:f1 - addr] = data[off:off + f1 - a0]
+        out[f1 - addr:a1 - addr] = bytes(a1 - f1)
+        mapped[a0 - addr:a1 - addr] = b"\1" * (a1 - a0)
+        x[a0 - addr:a1 - addr] = (b"\1" if int(g.flags) & PF_X else b"\0") * (a1 - a0)
+    for g in relro:
+        a0 = max(addr, g.virtual_address - g.virtual_address % page)
+        a1 = min(addr + size, up(g.virtual_address + g.virtual_size))
+        if a0 < a1:
+            x[a0 - addr:a1 - addr] = bytes(a1 - a0)
+    if not all(mapped):
+        return None, False
+    return bytes(out), all(x)
+
+
 def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
     """LIEF's reading of an ELF file: executables, shared objects, and objects elf.py leaves to it."""
     import lief
@@ -116,13 +196,18 @@ def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
         raise UnsupportedError(f"{path}: ELF machine {machine.name} is not supported (x86_64 and aarch64 are)")
     rel = binary.header.file_type == lief.ELF.Header.FILE_TYPE.REL
     raw = list(binary.sections)
-    sections: list[symbols.Section | None] = [
-        symbols.Section(i, text(s.name), 0 if rel else s.virtual_address,
-                        b"" if s.type == lief.ELF.Section.TYPE.NOBITS else bytes(s.content),
-                        bool(int(s.flags) & SHF_EXECINSTR), bool(int(s.flags) & SHF_WRITE),
-                        rel and _rodata(text(s.name), int(s.type.value), int(s.flags)), max(int(s.alignment), 1),
-                        int(s.entry_size) if int(s.flags) & SHF_MERGE else 0, bool(int(s.flags) & SHF_GROUP))
-        for i, s in enumerate(raw)]
+    if rel:
+        _relocations_read(path, [int(s.type) for s in raw])
+    sections: list[symbols.Section | None] = []
+    for i, s in enumerate(raw):
+        content = b"" if s.type == lief.ELF.Section.TYPE.NOBITS else bytes(s.content)
+        executable = int(s.flags) & CODE == CODE
+        if executable and not rel:
+            content, executable = _as_loaded(data, list(binary.segments), found, s.virtual_address, len(content))
+        sections.append(symbols.Section(
+            i, text(s.name), 0 if rel else s.virtual_address, content, executable, bool(int(s.flags) & SHF_WRITE),
+            rel and _rodata(text(s.name), int(s.type.value), int(s.flags)), max(int(s.alignment), 1),
+            int(s.entry_size) if int(s.flags) & SHF_MERGE else 0, bool(int(s.flags) & SHF_GROUP)))
     obj = symbols.ObjectFile("elf", found, relocatable=rel, bias=DEFAULT_BASE if rel else 0)
     for s in binary.symbols:
         sym = _symbol(s.name, int(s.binding), int(s.type), s.shndx, s.value, s.size, sections)

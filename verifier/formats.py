@@ -61,6 +61,7 @@ def _common(path: str, base: int | None, symbol: str | None) -> str:
 # --- Mach-O ------------------------------------------------------------------------------------
 
 N_STAB, N_TYPE, N_EXT, N_SECT, N_UNDF, N_WEAK_DEF = 0xE0, 0x0E, 0x01, 0x0E, 0x00, 0x0080
+VM_PROT_EXECUTE = 0x4
 _MACHO_RELOC = struct.Struct("<iI")
 
 
@@ -100,7 +101,36 @@ def _slice(path: str, fat: Any, arch: str | None) -> tuple[str, Any]:
     chosen = [b for a, b in usable if a == want]
     if not chosen:
         raise UsageError(f"{path}: the fat Mach-O has no {want} slice (it has {names})")
+    if len(chosen) > 1:
+        # Slices of one CPU type differ by subtype (x86_64 and x86_64h, arm64 and arm64e), and which
+        # one runs is the machine's or the process's choice (a Haswell Mac loads x86_64h; an arm64e
+        # process arm64e): verifying the first would leave the other unverified.
+        raise UnsupportedError(f"{path}: the fat Mach-O has {len(chosen)} {want} slices (subtypes "
+                               f"{', '.join(str(b.header.cpu_subtype) for b in chosen)}); the one that "
+                               "runs depends on the CPU or the process, so neither is verified alone")
     return want, chosen[0]
+
+
+def _macho_loaded(binary: Any, s: Any, code: bool, is_obj: bool) -> tuple[bytes, bool]:
+    """A Mach-O section's bytes and whether they are code that can run. ld64 copies an object's
+    sections by their own offset, but dyld maps an image's segments (fileoff, vmaddr, initprot) and
+    never reads a section's offset: a section header pointing at other bytes of the file (a decoy)
+    would otherwise have nverify verify bytes that never run (tests/test_adversarial.py,
+    test_macho_section_offset_decoy). In an image, a code section's bytes are read through the
+    segment that maps its address, and are code only if that segment is mapped executable."""
+    if is_obj:
+        # ld64 places each section in the output segment its segname names, with that segment's
+        # protection: pure_instructions in __DATA links into a non-executable segment, and a call
+        # faults. Of the segments ld64 makes by default only __TEXT is executable.
+        return bytes(s.content)[:s.size], code and s.segment_name == "__TEXT"
+    if not code:
+        return bytes(s.content)[:s.size], False
+    for g in binary.segments:
+        start = s.virtual_address - g.virtual_address
+        if 0 <= start and start + s.size <= g.file_size:
+            mapped = bytes(g.content)[start:start + s.size]
+            return mapped, len(mapped) == s.size and bool(g.init_protection & VM_PROT_EXECUTE)
+    return b"", False
 
 
 def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.ObjectFile:
@@ -111,7 +141,8 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
     raw = list(binary.sections)
     # Only the __TEXT segment is mapped read-only (__DATA,__const is written by dyld's fix-ups).
     sections = [symbols.Section(i + 1, f"{s.segment_name},{s.name}", s.virtual_address,
-                                bytes(s.content)[:s.size], bool(int(s.flags) & code), s.segment_name != "__TEXT")
+                                *_macho_loaded(binary, s, bool(int(s.flags) & code), is_obj),
+                                s.segment_name != "__TEXT")
                 for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("macho", found, relocatable=is_obj, bias=DEFAULT_BASE if is_obj else 0,
                              all_symbols_bound=True, display=lambda n: n[1:] if n.startswith("_") else n)
@@ -204,7 +235,10 @@ def _writable(section: Any) -> bool:
 
 def _pe_file(binary: Any, found: str) -> symbols.ObjectFile:
     sections = [symbols.Section(i, text(s.name), s.virtual_address,
-                                bytes(s.content)[:min(s.virtual_size or s.size, s.size)], _executable(s),
+                                bytes(s.content)[:min(s.virtual_size or s.size, s.size)],
+                                # The loader maps a section executable by IMAGE_SCN_MEM_EXECUTE alone;
+                                # CNT_CODE without it is mapped no-execute (DEP), and a call faults.
+                                bool(s.characteristics & IMAGE_SCN_MEM_EXECUTE),
                                 _writable(s))
                 for i, s in enumerate(binary.sections)]
     unwind = {e.rva_start: e.rva_end for e in binary.exceptions}
