@@ -27,7 +27,7 @@ def initial_pages(state: EntryState) -> dict[int, bytes]:
 
 def start(arch: str) -> None:
     """Start the runner for `arch` now, if the oracle can run it here (run_many starts it when
-    needed; co-simulation starts it before it hands batches to a thread)."""
+    needed; co-simulation starts it first, so that qemu boots while the solver is set up)."""
     how = available(arch)
     if how is not None:
         process.started(arch, how)

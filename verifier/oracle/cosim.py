@@ -10,7 +10,6 @@ is judged by unicorn's hooks (verifier/replay.py), and the record says so.
 from __future__ import annotations
 
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import replay as uc_replay
@@ -259,34 +258,35 @@ def cosimulate(blob: Blob, abi: Abi, spec, ex: Exploration, total: int = DEFAULT
     if how is None:
         return {"oracle": "none", "cpu": "", "states": 0, "mismatches": 0, "available": False,
                 "note": f"no CPU oracle for {blob.arch} on this machine (unicorn only): not co-simulated"}
-    # From this thread (a runner is not forked from the pool's), and first: qemu starts up while
-    # the solver is set up.
+    # First: qemu starts up while the solver is set up.
     start(blob.arch)
     paths = [p for p in ex.paths if p.status == "returned"]
     regs = {f"reg:{r}": t for r, t in ex.entry_registers.items() if t not in ex.symbols}
     sampler = sample.Sampler(spec, ex, paths, [regs | {f"out:{k}": t for k, t in p.outputs.items()} for p in paths],
                              seed)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nverify-oracle") as pool:
-        # The oracle runs one batch while the solver draws the next.
-        failed: list[str] = []
-        batches = [(todo, pool.submit(_run, todo))
-                   for todo in _drawn(blob, abi, spec, ex, sampler, total, seed, failed)]
-        info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0,
-                      "available": True}
-        if failed:
-            info["setup_failed"] = failed[0]
-        ran: set[int] = set()
-        for todo, runs in batches:
-            for (p, model, c), r in zip(todo, runs.result(), strict=True):
-                if r.error:            # a state the oracle cannot lay out is not counted
-                    info.setdefault("setup_failed", f"path {p.index}: {r.error}")
-                    continue
-                info["states"] += 1
-                ran.add(p.index)
-                why = _compare(blob, abi, spec, ex, p, model, c, r)
-                if why:
-                    info["mismatches"] += 1
-                    info.setdefault("mismatch", f"path {p.index}: {why} (entry state: {_show(model, ex)})")
+    # Batches run in this thread, one after the other. Running them in a worker thread while the
+    # solver drew the next batch crashed the process (a segfault in Z3_model_eval under the suite):
+    # z3's Python objects are freed by the garbage collector in whichever thread triggers it, and
+    # z3's context is not thread-safe.
+    failed: list[str] = []
+    batches = 0
+    info: dict = {"oracle": how, "cpu": host.cpu_name(blob.arch), "states": 0, "mismatches": 0,
+                  "available": True}
+    ran: set[int] = set()
+    for todo in _drawn(blob, abi, spec, ex, sampler, total, seed, failed):
+        batches += 1
+        for (p, model, c), r in zip(todo, _run(todo), strict=True):
+            if r.error:            # a state the oracle cannot lay out is not counted
+                info.setdefault("setup_failed", f"path {p.index}: {r.error}")
+                continue
+            info["states"] += 1
+            ran.add(p.index)
+            why = _compare(blob, abi, spec, ex, p, model, c, r)
+            if why:
+                info["mismatches"] += 1
+                info.setdefault("mismatch", f"path {p.index}: {why} (entry state: {_show(model, ex)})")
+    if failed:
+        info.setdefault("setup_failed", failed[0])
     if not batches:
         info["setup_failed"] = "the solver found no entry state of any returned path in time"
     info["paths"] = {"returned": len(paths), "run": len(ran)}
