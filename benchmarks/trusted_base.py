@@ -177,7 +177,7 @@ proof with `--cosim 0` and with the default; *paths* and *states* are those of t
 run. The target is at most about a quarter more time. What is left is the solver (about a
 millisecond a check, one to three checks a state) and, under qemu-aarch64, qemu itself: it
 starts in 60-100 ms and forks once per state (5-10 ms here), which a proof of under a second
-feels most; the oracle runs one batch while the solver draws the next (docs/oracle.md, Cost).
+feels most (docs/oracle.md, Cost).
 """
 
 
