@@ -247,3 +247,53 @@ def test_data_in_a_section_the_runtime_calls_is_refused(tmp_path):
         assert run.returncode != 0, run
     with pytest.raises(UnsupportedError, match=r"\(to \.ctors\): R_X86_64_32S rewrites"):
         load(obj, symbol="f")
+
+
+# --- a code address taken in a part, hidden from the part's linear sweep (fixed) -----------------
+# symbols.py refused a part holding `lea r, [rip+d]`/call/adr by a linear sweep of its bytes. After
+# `jmp .+3` and a 0xb8 byte the sweep reads `mov eax, imm32` where the CPU runs `lea rax, [rip-38]`:
+# in the proof's layout (the part 48 bytes after f) that is f's `.Lland`, a `$code + offset` the
+# part's `jmp rax` was allowed to take. Linked, the part lies elsewhere: f(2) died of SIGSEGV
+# (-no-pie, -pie, --section-start), yet f was PROVEN to return 2. Now the instruction is judged where
+# it runs (isa._flow): a code address taken in a part is unsupported.
+HIDDEN_LEA = """.text
+.globl f
+.type f, @function
+f:
+call g
+cmp edi, 1
+ja f.cold
+mov eax, 1
+ret
+.Lland:
+mov eax, 2
+ret
+.type g, @function
+g:
+ret
+.size g, .-g
+.size f, .-f
+.section .text.unlikely,"ax",@progbits
+.type f.cold, @function
+f.cold:
+.byte 0xeb, 0x01, 0xb8
+.byte 0x48, 0x8d, 0x05, 0xda, 0xff, 0xff, 0xff
+jmp rax
+.size f.cold, .-f.cold
+"""
+HIDDEN_SPEC = ('(set-info :nverify-signature "uint64_t f(uint64_t x)")\n(define-fun post () Bool (= ret '
+               '(ite (bvugt ((_ extract 31 0) x) #x00000001) #x0000000000000002 #x0000000000000001)))\n')
+
+
+@pytest.mark.parametrize("flags", [[], ["-pie"], ["-Wl,--section-start=.text.unlikely=0x800000"]])
+def test_a_code_address_hidden_from_a_parts_sweep_is_not_proven(tmp_path, flags):
+    obj = gas_object(tmp_path, "x86_64", HIDDEN_LEA, "hidden")
+    if flags == ["-pie"]:
+        ran = _run(tmp_path, "x86_64", obj, ["-pie", "-fpie"]) if shutil.which("gcc") else None
+    else:
+        ran = _run(tmp_path, "x86_64", obj, flags)
+    if ran is not None:
+        assert ran.returncode != 0 and ran.stdout.strip() != "2", ran      # SIGSEGV, not 2
+    out = prove(str(obj), _spec(tmp_path, HIDDEN_SPEC)).to_json()
+    assert out["verdict"] != "proven", out
+    assert "takes a code address in a part" in (out.get("message") or ""), out
