@@ -297,3 +297,27 @@ def test_a_code_address_hidden_from_a_parts_sweep_is_not_proven(tmp_path, flags)
     out = prove(str(obj), _spec(tmp_path, HIDDEN_SPEC)).to_json()
     assert out["verdict"] != "proven", out
     assert "takes a code address in a part" in (out.get("message") or ""), out
+
+
+# --- a linker veneer on a jump to a part clobbers x16/x17 (fixed) --------------------------------
+# AArch64 `b` to a part in another section is a JUMP26 the proof links directly; ld reaches a part
+# beyond +-128 MiB through a veneer (`adrp x16; add x16; br x16`), which AAPCS64 lets clobber IP0/IP1.
+# f keeps x in x16 across `b f.cold` and was PROVEN to return x + 1: linked with the part at
+# 0x20000000, f(2) returned 0x20000001. Now a relocated `b` leaves x16/x17 unknown (symexec).
+VENEER = (".text\n.globl f\n.type f, %function\nf:\nmov x16, x0\nb f.cold\n.Lback:\nret\n.size f, .-f\n"
+          ".section .text.unlikely,\"ax\",%progbits\n.type f.cold, %function\nf.cold:\nadd x0, x16, #1\n"
+          "b .Lback\n.size f.cold, .-f.cold\n")
+PLUS_ONE_SPEC = ('(set-info :nverify-signature "uint64_t f(uint64_t x)")\n'
+                 '(define-fun post () Bool (= ret (bvadd x #x0000000000000001)))\n')
+
+
+def test_a_veneer_on_a_jump_to_a_part_is_not_proven_away(tmp_path):
+    obj = gas_object(tmp_path, "aarch64", VENEER, "veneer")
+    script = tmp_path / "far.ld"
+    script.write_text("SECTIONS { .unl 0x20000000 : { *veneer_aarch64.o(.text.unlikely) } } INSERT AFTER .text;\n")
+    runs = [_run(tmp_path, "aarch64", obj, flags) for flags in ([], [f"-Wl,-T,{script}"])]
+    if runs[0] is not None:
+        assert runs[0].stdout.strip() == "3", runs[0]
+        assert runs[1] is not None and runs[1].stdout.strip() == str(0x20000001), runs[1]
+    out = prove(str(obj), _spec(tmp_path, PLUS_ONE_SPEC)).to_json()
+    assert out["verdict"] != "proven", out
