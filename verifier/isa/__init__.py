@@ -113,6 +113,13 @@ def _flow(blob: Blob, d: Decision) -> Decision:
     insn = d.insn
     assert insn is not None
     m = insn.mnemonic
+    if insn.addr + insn.size > blob.piece(insn.addr)[1]:
+        # The bytes past a piece's end are, in the proof's layout, the int3 padding or the next
+        # part, and once linked whatever follows the piece in its section: `je` whose rel8 lay
+        # past f's .size read 0xcc (to f's own code) and proved; linked, it read the section's
+        # next byte and ran ud2. Running a byte outside the unit is a violation.
+        return Decision("policy", f"{insn.text()} at {insn.addr:#x} runs past the end of its section's part of "
+                        "the unit", insn)
     if blob.parts and blob.piece(insn.addr) != blob.piece(blob.base) and (
             m in ("call", "bl", "blr", "adr", "adrp") or "rip" in insn.op_str):
         # A part lies wherever the linker puts it, so a code address taken there (`$code` plus
