@@ -247,3 +247,102 @@ def test_data_in_a_section_the_runtime_calls_is_refused(tmp_path):
         assert run.returncode != 0, run
     with pytest.raises(UnsupportedError, match=r"\(to \.ctors\): R_X86_64_32S rewrites"):
         load(obj, symbol="f")
+
+
+def _post(sig: str, post: str) -> str:
+    return f'(set-info :nverify-signature "{sig}")\n(define-fun post () Bool {post})\n'
+
+
+def _not_proven(tmp_path, obj, spec: str, why: str = "") -> None:
+    out = prove(str(obj), _spec(tmp_path, spec)).to_json()
+    assert out["verdict"] != "proven" and why in (out.get("message") or ""), out
+
+
+# --- a code address taken in a part, hidden from the part's linear sweep (fixed) -----------------
+# symbols.py refused a part holding `lea r, [rip+d]`/call/adr by a linear sweep of its bytes. After
+# `jmp .+3` and a 0xb8 byte the sweep reads `mov eax, imm32` where the CPU runs `lea rax, [rip-38]`:
+# in the proof's layout (the part 48 bytes after f) that is f's `.Lland`, a `$code + offset` the
+# part's `jmp rax` was allowed to take. Linked, the part lies elsewhere: f(2) died of SIGSEGV
+# (-no-pie, -pie, --section-start), yet f was PROVEN to return 2. Now the instruction is judged where
+# it runs (isa._flow): a code address taken in a part is unsupported.
+HIDDEN_LEA = """.text
+.globl f
+.type f, @function
+f:
+call g
+cmp edi, 1
+ja f.cold
+mov eax, 1
+ret
+.Lland:
+mov eax, 2
+ret
+.type g, @function
+g:
+ret
+.size g, .-g
+.size f, .-f
+.section .text.unlikely,"ax",@progbits
+.type f.cold, @function
+f.cold:
+.byte 0xeb, 0x01, 0xb8
+.byte 0x48, 0x8d, 0x05, 0xda, 0xff, 0xff, 0xff
+jmp rax
+.size f.cold, .-f.cold
+"""
+HIDDEN_SPEC = _post("uint64_t f(uint64_t x)",
+                    "(= ret (ite (bvugt ((_ extract 31 0) x) #x00000001) #x0000000000000002 #x0000000000000001))")
+
+
+@pytest.mark.parametrize("flags", [[], ["-pie"], ["-Wl,--section-start=.text.unlikely=0x800000"]])
+def test_a_code_address_hidden_from_a_parts_sweep_is_not_proven(tmp_path, flags):
+    obj = gas_object(tmp_path, "x86_64", HIDDEN_LEA, "hidden")
+    if flags == ["-pie"]:
+        ran = _run(tmp_path, "x86_64", obj, ["-pie", "-fpie"]) if shutil.which("gcc") else None
+    else:
+        ran = _run(tmp_path, "x86_64", obj, flags)
+    if ran is not None:
+        assert ran.returncode != 0 and ran.stdout.strip() != "2", ran      # SIGSEGV, not 2
+    _not_proven(tmp_path, obj, HIDDEN_SPEC, "takes a code address in a part")
+
+
+# --- a linker veneer on a jump to a part clobbers x16/x17 (fixed) --------------------------------
+# AArch64 `b` to a part in another section is a JUMP26 the proof links directly; ld reaches a part
+# beyond +-128 MiB through a veneer (`adrp x16; add x16; br x16`), which AAPCS64 lets clobber IP0/IP1.
+# f keeps x in x16 across `b f.cold` and was PROVEN to return x + 1: linked with the part at
+# 0x20000000, f(2) returned 0x20000001. Now a relocated `b` leaves x16/x17 unknown (symexec).
+VENEER = (".text\n.globl f\n.type f, %function\nf:\nmov x16, x0\nb f.cold\n.Lback:\nret\n.size f, .-f\n"
+          ".section .text.unlikely,\"ax\",%progbits\n.type f.cold, %function\nf.cold:\nadd x0, x16, #1\n"
+          "b .Lback\n.size f.cold, .-f.cold\n")
+PLUS_ONE_SPEC = _post("uint64_t f(uint64_t x)", "(= ret (bvadd x #x0000000000000001))")
+
+
+def test_a_veneer_on_a_jump_to_a_part_is_not_proven_away(tmp_path):
+    obj = gas_object(tmp_path, "aarch64", VENEER, "veneer")
+    script = tmp_path / "far.ld"
+    script.write_text("SECTIONS { .unl 0x20000000 : { *veneer_aarch64.o(.text.unlikely) } } INSERT AFTER .text;\n")
+    runs = [_run(tmp_path, "aarch64", obj, flags) for flags in ([], [f"-Wl,-T,{script}"])]
+    if runs[0] is not None:
+        assert runs[0].stdout.strip() == "3", runs[0]
+        assert runs[1] is not None and runs[1].stdout.strip() == str(0x20000001), runs[1]
+    _not_proven(tmp_path, obj, PLUS_ONE_SPEC)
+
+
+# --- an instruction running past the end of the function's span into the layout's padding (fixed) --
+# f ends in `cmp eax, eax; je` with the rel8 byte past `.size f`. In the proof's layout (f's span, then
+# int3 padding before the part) the byte read 0xcc: `je .-52`, to f's `mov eax, 2; ret`, PROVEN. Linked,
+# the byte is the section's next one (0x00): the jump ran `ud2`, SIGILL. isa._flow now refuses an
+# instruction whose bytes run past its piece.
+CROSSING = (".text\n.globl f\n.type f, @function\nf:\ncmp edi, 10\nja f.cold\njmp .Lmain\n.Lland:\nmov eax, 2\nret\n"
+            + "nop\n" * 42 + ".Lmain:\ncmp eax, eax\n.byte 0x74\n.size f, .-f\n.byte 0x00\nud2\n"
+            ".section .text.unlikely,\"ax\",@progbits\n.type f.cold, @function\nf.cold:\nmov eax, 5\nret\n"
+            ".size f.cold, .-f.cold\n")
+CROSSING_SPEC = _post("uint32_t f(uint32_t x)", "(= ret (ite (bvugt x #x0000000a) #x00000005 #x00000002))")
+
+
+def test_an_instruction_past_the_spans_end_is_not_proven(tmp_path):
+    obj = gas_object(tmp_path, "x86_64", CROSSING, "crossing")
+    ran = _run(tmp_path, "x86_64", obj, [])
+    if ran is not None:
+        assert ran.returncode != 0 and ran.stdout.strip() != "2", ran            # SIGILL
+    _not_proven(tmp_path, obj, CROSSING_SPEC, "runs past the end of its section's part")

@@ -17,7 +17,7 @@ import claripy
 import pyvex
 
 from . import entry as entry_mod
-from . import isa, names, smt_bridge, tables, vexops
+from . import isa, names, pieces, smt_bridge, tables, vexops
 from .arch import FP_CALLEE_SAVED, Abi
 from .blob import Blob
 from .exploration import Exploration, PathResult, Violation
@@ -578,6 +578,18 @@ class Explorer:
         path.insn = None
         corrections.after(form, insn, self.ctx(path), captured)
         self._fixup = None
+        if self.blob.arch == "aarch64" and insn.mnemonic == "b" and any(
+                f.region == pieces.CODE and 0 <= f.at - (insn.addr - self.blob.base) < insn.size
+                for f in self.blob.fixups):
+            # A `b` the linker relocates (JUMP26, to or from a part in another section) may reach
+            # its target through a veneer when the part lies beyond +-128 MiB, and a veneer (ld:
+            # `adrp x16; add x16; br x16`) clobbers IP0/IP1, as AAPCS64 allows it to. The proof
+            # linked the jump directly: `mov x16, x0; b f.cold` / `add x0, x16, #1` proved
+            # `ret = x + 1`, and returned the part's address + 1 once linked far apart.
+            ctx = self.ctx(path)
+            for name in ("x16", "x17"):
+                off, _ = self.reg_slot(name)
+                path.regs.put(off, ctx.fresh(64, f"{name} after a linker veneer"))
         if self.state.code is not None and insn.mnemonic == "bl":
             off, _ = self.reg_slot("x30")       # the return address, `$code + offset`
             path.regs.put(off, self.state.code + (insn.addr + insn.size - self.blob.base))

@@ -113,6 +113,21 @@ def _flow(blob: Blob, d: Decision) -> Decision:
     insn = d.insn
     assert insn is not None
     m = insn.mnemonic
+    if insn.addr + insn.size > blob.piece(insn.addr)[1]:
+        # The bytes past a piece's end are, in the proof's layout, the int3 padding or the next
+        # part, and once linked whatever follows the piece in its section: `je` whose rel8 lay
+        # past f's .size read 0xcc (to f's own code) and proved; linked, it read the section's
+        # next byte and ran ud2. Running a byte outside the unit is a violation.
+        return Decision("policy", f"{insn.text()} at {insn.addr:#x} runs past the end of its section's part of "
+                        "the unit", insn)
+    if blob.parts and blob.piece(insn.addr) != blob.piece(blob.base) and (
+            m in ("call", "bl", "blr", "adr", "adrp") or "rip" in insn.op_str):
+        # A part lies wherever the linker puts it, so a code address taken there (`$code` plus
+        # its offset in the proof's layout) is not the address it has once linked. symbols.py
+        # refuses such parts by a linear sweep of their bytes, which an instruction hidden from
+        # the sweep (`jmp .+3; .byte 0xb8; lea rax, [rip+d]`) escaped: judge it where it runs.
+        return Decision("unsupported", f"{insn.text()} at {insn.addr:#x} takes a code address in a part of the "
+                        "unit in another section, which the linker places anywhere", insn)
     branch = m in ("call", "jmp", "b", "bl", "br") or m.startswith(("j", "b.")) or m in ("cbz", "cbnz", "tbz", "tbnz")
     if not branch:
         if m == "lea" and "rip" in insn.op_str and not relocated(blob, insn) \
