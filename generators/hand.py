@@ -115,32 +115,21 @@ def assemble(arch: str, text: str, where: str = "<asm>", base: int = BASE) -> by
     try:
         code, _ = ks.asm("\n".join(lines), base)
     except keystone.KsError as e:
-        line, msg = _locate(ks, lines, base, e)
+        line, msg = _locate(ks, lines, base, _plain(e), silent=False)
         raise BlobError(f"{where}:{line}: {msg}: {raw[line - 1].strip()!r}") from None
     if not code:
         if any(ln.strip() and not _ONLY_LABEL.fullmatch(ln) for ln in lines):
             # keystone answers some errors (an unknown shift name, say) with no code, no error
-            line = _silent(ks, lines, base)
-            raise BlobError(f"{where}:{line}: cannot assemble: {raw[line - 1].strip()!r}")
+            line, msg = _locate(ks, lines, base, "cannot assemble", silent=True)
+            raise BlobError(f"{where}:{line}: {msg}: {raw[line - 1].strip()!r}")
         raise BlobError(f"{where}: no instructions in the assembly text")
     return bytes(code)
 
 
-def _silent(ks, lines: list[str], base: int) -> int:
-    """The first instruction line whose prefix assembles to nothing (labels defined later stubbed)."""
-    labels = [m.group(1) for ln in lines if (m := _LABEL.match(ln))]
-    for k in range(1, len(lines) + 1):
-        if not lines[k - 1].strip() or _ONLY_LABEL.fullmatch(lines[k - 1]):
-            continue
-        defined = {m.group(1) for ln in lines[:k] if (m := _LABEL.match(ln))}
-        code, _ = ks.asm("\n".join(lines[:k] + [f"{lb}:" for lb in labels if lb not in defined]), base)
-        if not code:
-            return k
-    return len(lines)
-
-
-def _locate(ks, lines: list[str], base: int, err) -> tuple[int, str]:
-    """The first line whose prefix no longer assembles (labels defined later count as defined)."""
+def _locate(ks, lines: list[str], base: int, msg: str, silent: bool) -> tuple[int, str]:
+    """The first line whose prefix no longer assembles — keystone raises or, when it failed `silent`ly
+    on the whole text, gives no code for a line that is not a label — and why (labels defined later
+    count as defined); `msg` if none is found."""
     import keystone
 
     labels = [m.group(1) for ln in lines if (m := _LABEL.match(ln))]
@@ -150,10 +139,12 @@ def _locate(ks, lines: list[str], base: int, err) -> tuple[int, str]:
         defined = {m.group(1) for ln in lines[:k] if (m := _LABEL.match(ln))}
         stubs = [f"{lb}:" for lb in labels if lb not in defined]
         try:
-            ks.asm("\n".join(lines[:k] + stubs), base)
+            code, _ = ks.asm("\n".join(lines[:k] + stubs), base)
         except keystone.KsError as e:
             return k, _plain(e)
-    return len(lines), _plain(err)
+        if silent and not code and not _ONLY_LABEL.fullmatch(lines[k - 1]):
+            return k, "cannot assemble"
+    return len(lines), msg
 
 
 def _plain(e) -> str:
