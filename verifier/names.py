@@ -17,6 +17,7 @@ MACHINE = "$"
 RETADDR = MACHINE + "retaddr"     # x86-64: the return address the caller pushed at [rsp]
 CODE = MACHINE + "code"           # where the linker puts the function, when the code takes its address
 _STACK = re.compile(r"\$stack([+-]\d+)")
+_RODATA = re.compile(r"\$ro\.(\d+)")
 
 
 def machine(name: str) -> str:
@@ -53,6 +54,12 @@ def rodata(n: int) -> str:
     """The symbol of the address the linker gives the unit's read-only region `n`, also its
     region's key in the machine model (verifier/rodata.py)."""
     return machine(f"ro.{n}")
+
+
+def rodata_index(symbol: str) -> int | None:
+    """The `n` of a `rodata` symbol (a read-only region's key), else None."""
+    m = _RODATA.fullmatch(symbol)
+    return int(m.group(1)) if m else None
 
 
 def stack_pointer(arch: str) -> str:

@@ -541,7 +541,8 @@ class Explorer:
 
     def _shown(self, region: str) -> str:
         """A read-only region by the section it holds."""
-        n = int(region.rsplit(".", 1)[1])
+        n = names.rodata_index(region)
+        assert n is not None
         return self.blob.rodata[n].name
 
     def _named(self, region: str) -> str:
@@ -804,7 +805,8 @@ class Explorer:
         region, off, cands = placed
         if cands is None:
             return path.mem.read(region, off, n)
-        if region.startswith(names.rodata(0)[:-1]) and self.blob.rodata[int(region.rsplit(".", 1)[1])].links:
+        ro = names.rodata_index(region)
+        if ro is not None and self.blob.rodata[ro].links:
             cands = self._stride(path, off, cands)
         return path.mem.read_symbolic(region, off, n, cands)
 
