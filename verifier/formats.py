@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from . import relocs, symbols
+from . import relocs, rodata, symbols
 from .arch import canonical_arch
 from .blob import DEFAULT_BASE, Blob, text
 from .errors import BlobError, UnsupportedError, UsageError
@@ -277,15 +277,28 @@ def load_coff(path: str, data: bytes, arch: str | None, base: int | None, symbol
     name = _common(path, base, symbol)
     found = COFF_MACHINES[int(data[0] | data[1] << 8)]
     _check_arch(path, "COFF", found, arch)
-    return symbols.unit(path, _coff_file(binary, found), [name], explicit_symbol)
+    return symbols.unit(path, _coff_file(path, binary, found), [name], explicit_symbol)
 
 
 IMAGE_SYM_CLASS_EXTERNAL, IMAGE_SYM_CLASS_STATIC, IMAGE_SYM_CLASS_LABEL, IMAGE_SYM_CLASS_WEAK_EXTERNAL = 2, 3, 6, 105
 
 
-def _coff_file(binary: Any, found: str) -> symbols.ObjectFile:
+def _coff_file(path: str, binary: Any, found: str) -> symbols.ObjectFile:
     raw = list(binary.sections)
-    sections = [symbols.Section(i + 1, text(s.name), 0, bytes(s.content), _executable(s), _writable(s))
+    for s in raw:
+        # The specification puts a relocation at its VirtualAddress minus the section's; lld-link
+        # patches the VirtualAddress itself. Where linkers disagree about which bytes are patched, no
+        # bytes are verified. A relocation count past 0xffff (NRELOC_OVFL) is kept where LIEF does
+        # not read it.
+        if s.virtual_address and s.numberof_relocations:
+            raise UnsupportedError(f"{path}: section {text(s.name)} of this COFF object has an address "
+                                   f"({s.virtual_address:#x}) and relocations: linkers differ on where those apply")
+        if s.characteristics & IMAGE_SCN_LNK_NRELOC_OVFL:
+            raise UnsupportedError(f"{path}: section {text(s.name)} has more than 65535 relocations "
+                                   "(IMAGE_SCN_LNK_NRELOC_OVFL), which nverify does not read")
+    sections = [symbols.Section(i + 1, text(s.name), 0, bytes(s.content), _executable(s), _writable(s),
+                                rodata=_coff_rodata(s), align=_coff_align(s),
+                                grouped=bool(s.characteristics & IMAGE_SCN_LNK_COMDAT))
                 for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("coff", found, relocatable=True, bias=DEFAULT_BASE)
     for s in binary.symbols:
@@ -299,8 +312,79 @@ def _coff_file(binary: Any, found: str) -> symbols.ObjectFile:
             to = _coff_symbol(r.symbol, sections) if r.symbol is not None else None
             target = relocs.target(None, to.section.name) if to is not None and to.kind == symbols.SECTION \
                 and to.section is not None else relocs.target(text(r.symbol.name) if r.symbol else None, None)
-            obj.relocations.append(relocs.Reloc(sec.key, r.address, kind, pre, width, target, rtype, None, to))
+            # As the ELF type whose arithmetic it shares, with its addend read from the field
+            # (verifier/rodata.py resolves only those); anything else matches no ELF type. In code
+            # only: entries of a jump table in .rdata, and jumps to code in another section, are
+            # resolved for ELF objects alone and stay refused here.
+            elf_type, addend = coff_as_elf(found, rtype, sec.content, r.address) if sec.executable else (-1, None)
+            obj.relocations.append(relocs.Reloc(sec.key, r.address, kind, pre, width, target, elf_type, addend, to))
     return obj
+
+
+IMAGE_SCN_CNT_INITIALIZED_DATA, IMAGE_SCN_CNT_UNINITIALIZED_DATA = 0x40, 0x80
+IMAGE_SCN_LNK_INFO, IMAGE_SCN_LNK_REMOVE, IMAGE_SCN_LNK_COMDAT = 0x200, 0x800, 0x1000
+IMAGE_SCN_LNK_NRELOC_OVFL, IMAGE_SCN_MEM_DISCARDABLE, IMAGE_SCN_MEM_READ = 0x01000000, 0x02000000, 0x40000000
+AMD64_REL32, AMD64_REL32_5 = 4, 9
+ARM64_PAGEBASE_REL21, ARM64_PAGEOFFSET_12A, ARM64_PAGEOFFSET_12L = 4, 6, 7
+
+
+def _coff_rodata(s: Any) -> bool:
+    """Read-only data a function of the object may take into its unit (symbols.Section.rodata):
+    initialised, readable, never written or run, kept in the image, in no COMDAT (another object's
+    section of the same name may be linked instead), named `.rdata` exactly. The linker sorts a
+    `.rdata$x` section by its suffix into `.rdata` and gives some names meaning (`.CRT$XCU` holds
+    constructors), so only the plain name is taken."""
+    c = int(s.characteristics)
+    bad = (IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_EXECUTE | IMAGE_SCN_MEM_WRITE | IMAGE_SCN_CNT_UNINITIALIZED_DATA
+           | IMAGE_SCN_LNK_INFO | IMAGE_SCN_LNK_REMOVE | IMAGE_SCN_LNK_COMDAT | IMAGE_SCN_MEM_DISCARDABLE)
+    need = IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ
+    return text(s.name) == ".rdata" and c & need == need and not c & bad and len(bytes(s.content)) == s.size
+
+
+def _coff_align(s: Any) -> int:
+    """IMAGE_SCN_ALIGN_<n>BYTES; none given counts as 1 (assuming less alignment than the linker
+    gives only makes the proof consider more layouts)."""
+    n = (int(s.characteristics) >> 20) & 0xF
+    return 1 << (n - 1) if 0 < n <= 14 else 1
+
+
+def coff_as_elf(arch: str, rtype: int, content: bytes, at: int) -> tuple[int, int | None]:
+    """A COFF relocation as the ELF type computing the same field (rodata.SUPPORTED) and its addend,
+    read from the bytes it patches, where COFF keeps it; (-1, None) for any other. The linker's
+    arithmetic (lld-link, COFF/Chunks.cpp; the PE/COFF specification), checked against lld-link
+    byte for byte by tests/test_coff_rodata.py:
+
+    - AMD64 REL32_n writes S + field - (P + 4 + n): R_X86_64_PC32 (S + A - P) with A = field - 4 - n.
+    - ARM64 PAGEBASE_REL21 writes page(S + imm) - page(P), imm the adrp's 21-bit immediate: ELF's
+      ADR_PREL_PG_HI21 with A = imm. The ELF type is range-checked and the COFF one is not, but an
+      image spans less than 4 GiB (RVAs are 32 bits), so the page delta always fits 21 bits.
+    - ARM64 PAGEOFFSET_12A writes (S & 0xfff) + imm12 into the add's imm12, masked: modulo 4096
+      that is (S + imm12) & 0xfff, ADD_ABS_LO12_NC with A = imm12.
+    - ARM64 PAGEOFFSET_12L writes ((S & 0xfff) >> k) + imm12 masked to 12 - k bits, k the access's
+      log2 size as lld reads it from the instruction (size bits, +4 for a 128-bit SIMD access), and
+      refuses an S not aligned to 2^k: LDST<8 << k>_ABS_LO12_NC with A = imm12 << k.
+    relocated.Relocated.problem then checks that each field feeds the operand its type names, by
+    decoding the instruction linked at two layouts, so a type on the wrong instruction is refused.
+    """
+    field = content[at:at + 4]
+    if len(field) != 4 or at < 0:
+        return -1, None
+    v = int.from_bytes(field, "little")
+    if arch == "x86_64":
+        if AMD64_REL32 <= rtype <= AMD64_REL32_5:
+            return rodata.X86_PC32, int.from_bytes(field, "little", signed=True) - 4 - (rtype - AMD64_REL32)
+        return -1, None
+    if rtype == ARM64_PAGEBASE_REL21 and v & 0x9F000000 == 0x90000000:            # adrp
+        imm = ((v >> 29) & 3) | ((v >> 3) & 0x1FFFFC)
+        return rodata.A64_ADR_PAGE, imm - (1 << 21) if imm & (1 << 20) else imm
+    imm12 = (v >> 10) & 0xFFF
+    if rtype == ARM64_PAGEOFFSET_12A:
+        return rodata.A64_ADD_LO12, imm12
+    if rtype == ARM64_PAGEOFFSET_12L:
+        k = (v >> 30) + (4 if v & 0x4800000 == 0x4800000 else 0)
+        by_scale = {scale: t for t, scale in rodata.A64_LDST_SCALE.items()}
+        return (by_scale[k], imm12 << k) if k in by_scale else (-1, None)
+    return -1, None
 
 
 def _coff_symbol(s: Any, sections: list[symbols.Section]) -> symbols.Symbol | None:

@@ -148,7 +148,8 @@ def _with_parts(path: str, fn: str, obj: ObjectFile, space: int, lo: int, hi: in
                     return e.start, e.end, obj.display(f.name)
         return None
 
-    ps = pieces.parts(path, fn, obj.arch, obj.relocations, space, lo, hi, part_of)
+    # parts are taken from ELF objects only (gcc's .text.unlikely); elsewhere such a jump is refused
+    ps = pieces.parts(path, fn, obj.arch, obj.relocations, space, lo, hi, part_of) if obj.fmt == "elf" else []
     if not ps:
         return code, [], obj.relocations, [], []
     for p in ps:
