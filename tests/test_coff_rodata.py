@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import struct
+import subprocess
 
 import pytest
 
@@ -22,14 +23,15 @@ pytestmark = pytest.mark.skipif(not have_llvm(), reason="needs clang and lld (De
 # Every relocation form coff_as_elf resolves, with addends: rip-relative operands followed by 0, 1
 # and 4 immediate bytes (clang folds the immediate's size into the addend; REL32_1/_4 are made below
 # as MSVC writes them), adrp with a byte addend in its immediate, and the :lo12: half of an `add`
-# and of loads of each size (the scale comes from the instruction).
+# and of loads of each size (the scale comes from the instruction). The table sits 16 bytes before a
+# page boundary, so a page or a scale taken wrongly gives other bytes.
 FORMS = {"x86_64": ".text\n.globl f\nf:\nlea rcx, [rip + tbl + 5]\ncmp byte ptr [rip + tbl + 3], 7\n"
                    "cmp dword ptr [rip + tbl + 8], 0x12345\nmov eax, dword ptr [rip + tbl]\nret\n"
-                   ".section .rdata,\"dr\"\n.p2align 4\ntbl:\n.long 1, 2, 3, 4, 5, 6, 7, 8\n",
-         "aarch64": ".text\n.globl f\nf:\nadrp x9, tbl+8\nadd x9, x9, :lo12:tbl+8\nadrp x10, tbl\n"
+                   ".section .rdata,\"dr\"\n.p2align 4\n.space 0xff0\ntbl:\n.long 1, 2, 3, 4, 5, 6, 7, 8\n",
+         "aarch64": ".text\n.globl f\nf:\nadrp x9, tbl+24\nadd x9, x9, :lo12:tbl+24\nadrp x10, tbl\n"
                     "ldr w0, [x10, :lo12:tbl+4]\nldr q0, [x10, :lo12:tbl+16]\nldrb w1, [x10, :lo12:tbl+3]\n"
                     "ldrh w3, [x10, :lo12:tbl+6]\nldr x2, [x10, :lo12:tbl+24]\nret\n"
-                    ".section .rdata,\"dr\"\n.p2align 4\ntbl:\n.word 1, 2, 3, 4, 5, 6, 7, 8\n"}
+                    ".section .rdata,\"dr\"\n.p2align 4\n.space 0xff0\ntbl:\n.word 1, 2, 3, 4, 5, 6, 7, 8\n"}
 
 
 def _relocations(data: bytes, section: int) -> tuple[int, int]:
@@ -61,13 +63,10 @@ def _lld_link(tmp_path, arch: str, obj, export: str, data: str):
     import lief
 
     out, mapfile = tmp_path / "linked.dll", tmp_path / "linked.map"
-    import subprocess
-
     subprocess.run([llvm_tool("lld-link"), "/dll", "/noentry", "/nodefaultlib",
                     f"/machine:{'x64' if arch == 'x86_64' else 'arm64'}", str(obj), f"/export:{export}",
                     f"/out:{out}", f"/map:{mapfile}"], check=True, capture_output=True)
-    where = {m[1]: int(m[2], 16) for m in re.finditer(r"^\s*\S+:\S+\s+(\S+)\s+([0-9a-f]{16})", mapfile.read_text(), re.M)
-             for m in [re.match(r"^\s*\S+:\S+\s+(\S+)\s+([0-9a-f]{16})", m[0])] if m}
+    where = {m[1]: int(m[2], 16) for m in re.finditer(r"^\s*\S+:\S+\s+(\S+)\s+([0-9a-f]{16})", mapfile.read_text(), re.M)}
     pe = lief.PE.parse(str(out))
     fn, tbl = where[export], where[data]
     rva = fn - pe.optional_header.imagebase
@@ -87,10 +86,10 @@ def test_the_linker_arithmetic_is_lld_links(tmp_path, arch):
         assert sorted({f.kind for f in blob.fixups}) == ["IMAGE_REL_AMD64_REL32", "IMAGE_REL_AMD64_REL32_1",
                                                           "IMAGE_REL_AMD64_REL32_4"], blob.fixups
     linked, fn, tbl = _lld_link(tmp_path, arch, obj, "f", "tbl")
-    ours = rodata.link(arch, blob.code, fn, blob.fixups, [tbl])
+    ours = rodata.link(arch, blob.code, fn, blob.fixups, [tbl - 0xFF0])     # the region is all of .rdata
     assert ours == linked[:len(ours)]
     # and the arithmetic matters: data placed one page on gives other bytes
-    assert rodata.link(arch, blob.code, fn, blob.fixups, [tbl + 0x1010]) != linked[:len(ours)]
+    assert rodata.link(arch, blob.code, fn, blob.fixups, [tbl - 0xFF0 + 0x1010]) != linked[:len(ours)]
 
 
 @pytest.mark.parametrize("arch", ARCHES)
