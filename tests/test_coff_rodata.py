@@ -66,7 +66,8 @@ def _lld_link(tmp_path, arch: str, obj, export: str, data: str):
     subprocess.run([llvm_tool("lld-link"), "/dll", "/noentry", "/nodefaultlib",
                     f"/machine:{'x64' if arch == 'x86_64' else 'arm64'}", str(obj), f"/export:{export}",
                     f"/out:{out}", f"/map:{mapfile}"], check=True, capture_output=True)
-    where = {m[1]: int(m[2], 16) for m in re.finditer(r"^\s*\S+:\S+\s+(\S+)\s+([0-9a-f]{16})", mapfile.read_text(), re.M)}
+    line = re.compile(r"^\s*\S+:\S+\s+(\S+)\s+([0-9a-f]{16})", re.M)
+    where = {m[1]: int(m[2], 16) for m in line.finditer(mapfile.read_text())}
     pe = lief.PE.parse(str(out))
     fn, tbl = where[export], where[data]
     rva = fn - pe.optional_header.imagebase

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     pr = sub.add_parser("prove", help="prove a blob against a spec",
                         description="Prove BLOB against SPEC. Exit 0 proven, 1 refuted, 2 bad input, 3 unknown.")
-    pr.add_argument("blob", help="raw machine code, or an ELF object/library/executable")
+    pr.add_argument("blob", help="raw machine code, or an ELF, Mach-O or PE/COFF object, library or executable")
     pr.add_argument("--spec", required=True, help="spec file (.smt) or the name of a spec in specs/")
     pr.add_argument("--arch", help="ISA of a raw blob: x86_64 (amd64) or aarch64 (arm64)")
     pr.add_argument("--base", type=_int, help="load address of a raw blob (default 0x400000)")

@@ -149,5 +149,5 @@ def check_relocations(path: str, fn: str, relocs: list[Reloc], space: int | None
     raise UnsupportedError(
         f"{path}: {fn} needs a relocation at {rel(r.at - lo)} (to {r.target}): {r.kind} rewrites its bytes "
         f"{rel(first)}..{rel(last)} when it is linked{more}, so the verified bytes would not be the linked "
-        "ones; nverify takes in read-only data and static helpers of the same ELF object, but not calls out "
-        "of it or writable data")
+        "ones; nverify takes in read-only data of the same object (ELF .rodata*, COFF .rdata) and static "
+        "helpers of the same ELF object, but not calls out of it or writable data")
