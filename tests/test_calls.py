@@ -139,3 +139,70 @@ def test_a_jump_past_its_own_piece_is_refuted(tmp_path):
     out = prove(str(obj), _spec(tmp_path, "f", "uint32_t f(uint32_t x)", COLD_SPEC)).to_json()
     assert out["verdict"] == "refuted" and out["reason"] == "policy", out
     assert "past the end of its section's part of the unit" in out["message"], out["message"]
+
+
+# --- -ffunction-sections: the helper is in a section of its own, reached through a relocation ------
+
+def _sections_cc(tmp_path, arch: str, opt: str):
+    from .test_rodata import _cc
+
+    return _cc(tmp_path, arch, HELPER, [f"-{opt}", "-ffunction-sections"], f"fsec{opt}")
+
+
+@pytest.mark.parametrize("opt", ["O0", "O2"])
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("fn", ["kern", "tail"])
+def test_a_helper_in_a_section_of_its_own_proves(tmp_path, arch, opt, fn):
+    """gcc -ffunction-sections: `call .text.helper-4` (R_X86_64_PC32), `bl` (CALL26), `jmp`/`b`
+    (JUMP26): the helper is laid out after the kernel and each branch linked for the layout;
+    co-simulation runs it linked so."""
+    obj = _sections_cc(tmp_path, arch, opt)
+    blob = load(obj, symbol=fn)
+    assert "holds helper, parts of it in other sections" in (blob.extent_note or ""), blob.extent_note
+    assert blob.span < blob.size and blob.fixups, blob
+    spec = _spec(tmp_path, fn, f"uint32_t {fn}(uint32_t x, uint32_t y)", f"(= ret {SPECS[fn]})")
+    out = prove(str(obj), spec).to_json()
+    assert out["verdict"] == "proven", out
+    assert out["cosim"]["states"] > 0 and out["cosim"]["mismatches"] == 0
+
+
+SECTION = {"x86_64": '.section .text.g,"ax",@progbits\n', "aarch64": '.section .text.g,"ax",%progbits\n'}
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_callee_in_another_section_returning_its_return_address_never_proves(tmp_path, arch):
+    src = OWN_RETURN[arch].replace("{local}\n", SECTION[arch] + "{local}\n").format(local=LOCAL[arch])
+    obj = gas_object(tmp_path, arch, src, "ownsec")
+    assert load(obj, symbol="f").fixups
+    at = 0x400000 + {"x86_64": 5, "aarch64": 8}[arch]
+    out = prove(str(obj), _spec(tmp_path, "f", "uint64_t f(uint64_t x)", f"(= ret #x{at:016x})")).to_json()
+    assert out["verdict"] != "proven", out
+
+
+@pytest.mark.parametrize("binding", [".globl g", ".weak g"])
+def test_a_call_to_a_global_or_weak_function_of_another_section_stays_refused(tmp_path, binding):
+    """A global helper may be interposed (a shared library's call binds to the program's `g`), a weak
+    one replaced by another object's: the callee is not known to be these bytes."""
+    from verifier.errors import UnsupportedError
+
+    src = OWN_RETURN["x86_64"].replace("{local}\n", SECTION["x86_64"] + binding + "\n{local}\n")
+    obj = gas_object(tmp_path, "x86_64", src.format(local=LOCAL["x86_64"]), "glob")
+    with pytest.raises(UnsupportedError, match=r"needs a relocation at \+0x1 \(to g\)"):
+        load(obj, symbol="f")
+
+
+# A `bl` to a helper beyond +-128 MiB goes through a linker veneer that may clobber x16/x17 (AAPCS64's
+# IP0/IP1), as for `b` (tests/test_unit_attacks.py): f keeps x in x16 across `bl g`.
+VENEER_CALL = (".text\n.globl f\n.type f, %function\nf:\nstp x29, x30, [sp, #-16]!\nmov x16, x0\nbl g\n"
+               "ldp x29, x30, [sp], #16\nret\n.size f, .-f\n.section .text.g,\"ax\",%progbits\n"
+               ".type g, %function\ng:\nadd x0, x16, #1\nret\n.size g, .-g\n")
+
+
+def test_a_veneer_on_a_call_to_another_section_is_not_proven_away(tmp_path):
+    obj = gas_object(tmp_path, "aarch64", VENEER_CALL, "vcall")
+    spec = _spec(tmp_path, "f", "uint64_t f(uint64_t x)", "(= ret (bvadd x #x0000000000000001))")
+    out = prove(str(obj), spec).to_json()
+    assert out["verdict"] != "proven", out
+    # without the clobber it would be: the same function keeping x in x9 proves
+    ok = gas_object(tmp_path, "aarch64", VENEER_CALL.replace("x16", "x9"), "vcall9")
+    assert prove(str(ok), spec).verdict.value == 0

@@ -1,13 +1,18 @@
-"""A function's parts in other sections (gcc's `.text.unlikely`, `foo.cold`) -> one code layout
-for the unit: the parts placed after the function, and the branch relocations between them as
-fixups (rodata.Fixup with region CODE) that `rodata.link` fills for any layout.
+"""A function's parts in other sections (gcc's `.text.unlikely`, `foo.cold`; with
+-ffunction-sections, the static helpers it calls or tail-jumps to in `.text.<helper>`) -> one code
+layout for the unit: the parts placed after the function, and the branch relocations between them
+as fixups (rodata.Fixup with region CODE) that `rodata.link` fills for any layout.
 
 Why a fixed layout is sound: the linker places the part anywhere, but the only way between the
-function and its part is a direct jump whose displacement the linker computes for where they
-are; a direct jump means the same wherever its target lies. What could observe the layout is a
-code address as a value, so a part may hold no instruction that makes one (a call, which leaves
-a return address; `lea r, [rip+d]`; `adr`), nothing may jump into it from a table, and its model
-location is never taken as real (entry.build keeps data apart from the function's own span only).
+function and its part is a direct jump or call whose displacement the linker computes for where
+they are; a direct branch means the same wherever its target lies. What could observe the layout
+is a code address as a value, so a part may hold no instruction that makes one (a call, which
+leaves a return address; `lea r, [rip+d]`; `adr`), nothing may jump into it from a table, and its
+model location is never taken as real (entry.build keeps data apart from the function's own span
+only). A call *from the function* to a part leaves a return address in the function's own span:
+`$code + offset` (isa.internal_call makes the code's address a symbol), true wherever the part lies.
+Only local functions are parts: a global one may be interposed (a shared library's caller binds
+to the program's definition of the name), a weak one replaced by another object's.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from .errors import UnsupportedError
 from .relocs import Reloc
 
 CODE = -1                       # Fixup.region of a branch to code of the unit
-# jump relocations by ISA (calls are not followed into another section: see the docstring)
-JUMPS = {"x86_64": frozenset({rodata.X86_PC32, rodata.X86_PLT32}),   # on jmp/jcc rel32
-         "aarch64": frozenset({282, 280, 279})}                      # JUMP26, CONDBR19, TSTBR14
+# branch relocations by ISA (relocated.Relocated checks each is the displacement of a direct branch)
+JUMPS = {"x86_64": frozenset({rodata.X86_PC32, rodata.X86_PLT32}),   # on call/jmp/jcc rel32
+         "aarch64": frozenset({283, 282, 280, 279})}                 # CALL26, JUMP26, CONDBR19, TSTBR14
 PAD = {"x86_64": b"\xcc", "aarch64": b"\x00\x00\x00\x00"}            # int3 / udf #0 between the parts
 
 

@@ -79,7 +79,7 @@ class Relocated:
         """A jump between the function and a part of it in another section (verifier/pieces.py):
         its field must be the direct jump's displacement, landing where the fixup says."""
         m = insn.mnemonic
-        direct = insn.shape[-1:] == "i" and (m in ("jmp", "b", "cbz", "cbnz", "tbz", "tbnz")
+        direct = insn.shape[-1:] == "i" and (m in ("call", "bl", "jmp", "b", "cbz", "cbnz", "tbz", "tbnz")
                                              or m.startswith(("j", "b.")))
         lands = self.blob.base + f.target + (4 if self.blob.arch == "x86_64" else 0)
         if direct and insn.imms[-1] == lands and insn.addr + insn.size - 4 <= self.blob.base + f.at:

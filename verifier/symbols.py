@@ -117,7 +117,7 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     check_relocations(path, fn, rest, space, lo, hi)
     note = ext.note
     if parts:
-        also = f"the unit also holds {', '.join(parts)}, parts of it in other sections that it jumps to"
+        also = f"the unit also holds {', '.join(parts)}, parts of it in other sections that it calls or jumps to"
         note = f"{note}; {also}" if note else also
     if callees:
         also = (f"the unit also holds {', '.join(callees)}, which it calls or jumps to in {sec.name}, and the "

@@ -579,10 +579,10 @@ class Explorer:
         path.insn = None
         corrections.after(form, insn, self.ctx(path), captured)
         self._fixup = None
-        if self.blob.arch == "aarch64" and insn.mnemonic == "b" and any(
+        if self.blob.arch == "aarch64" and insn.mnemonic in ("b", "bl") and any(
                 f.region == pieces.CODE and 0 <= f.at - (insn.addr - self.blob.base) < insn.size
                 for f in self.blob.fixups):
-            # A `b` the linker relocates (JUMP26, to or from a part in another section) may reach
+            # A `b` or `bl` the linker relocates (JUMP26/CALL26, to or from a part in another section) may reach
             # its target through a veneer when the part lies beyond +-128 MiB, and a veneer (ld:
             # `adrp x16; add x16; br x16`) clobbers IP0/IP1, as AAPCS64 allows it to. The proof
             # linked the jump directly: `mov x16, x0; b f.cold` / `add x0, x16, #1` proved
