@@ -206,3 +206,56 @@ def test_a_veneer_on_a_call_to_another_section_is_not_proven_away(tmp_path):
     # without the clobber it would be: the same function keeping x in x9 proves
     ok = gas_object(tmp_path, "aarch64", VENEER_CALL.replace("x16", "x9"), "vcall9")
     assert prove(str(ok), spec).verdict.value == 0
+
+
+KERN_MAIN = """#include <stdio.h>
+#include <stdint.h>
+uint32_t kern(uint32_t, uint32_t);
+int main(void) {
+  uint32_t x = 0x9e3779b9, y = 7;
+  for (int i = 0; i < 1000; i++) {
+    uint32_t want = x * 3 + (y ^ 0x55) + 1;
+    if (kern(x, y) != want) { printf("bad %u %u\\n", x, y); return 1; }
+    x = x * 1664525 + 1013904223; y ^= x >> 7;
+  }
+  puts("ok");
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_emit_writes_the_parts_as_sections_of_their_own(tmp_path, arch):
+    """The .o holds the span in .text and each part in a section of its own, linked by relocations:
+    it loads as the same unit (the emitter checks that before writing) and, linked with C by gcc
+    and run, computes the spec."""
+    import shutil
+    import subprocess
+
+    from .build import CC
+
+    obj = _sections_cc(tmp_path, arch, "O2")
+    spec = _spec(tmp_path, "kern", "uint32_t kern(uint32_t x, uint32_t y)", f"(= ret {SPECS['kern']})")
+    out = emit_signed(tmp_path, obj, spec)
+    assert sorted(p.name for p in out.iterdir()) == ["kern.o", "kern.o.intoto.json"]
+    again = load(out / "kern.o", symbol="kern")
+    assert again.sha256 == load(obj, symbol="kern").sha256 and again.parts
+    assert prove(str(out / "kern.o"), spec).verdict.value == 0
+    runner = [] if arch == "x86_64" else ["qemu-aarch64"]
+    if runner and shutil.which(runner[0]) is None:
+        return
+    main_c = tmp_path / "main.c"
+    main_c.write_text(KERN_MAIN)
+    exe = tmp_path / "prog"
+    subprocess.run([CC[arch], "-O1", "-static", str(main_c), str(out / "kern.o"), "-o", str(exe)], check=True,
+                   capture_output=True)
+    ran = subprocess.run([*runner, str(exe)], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran
+
+
+def test_emit_writes_a_cold_part_jumping_back(tmp_path):
+    """gcc's f.cold shape: a conditional jump out and a jump back into the span."""
+    obj = gas_object(tmp_path, "aarch64", COLD, "cold")
+    out = emit_signed(tmp_path, obj, _spec(tmp_path, "f", "uint32_t f(uint32_t x)", COLD_SPEC))
+    again = load(out / "f.o", symbol="f")
+    assert again.sha256 == load(obj, symbol="f").sha256 and len(again.fixups) == 2

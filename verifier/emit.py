@@ -11,15 +11,17 @@ and every other such instruction is refused, as is every jump that leaves the bl
 A unit with read-only data (verifier/rodata.py) is more than bytes: its .o holds each region
 as a read-only section of its own (its alignment kept, never merged), the proven relocations
 from .text to them and from a jump table's entries back to .text, so that loading it again
-gives the same unit and the same sha256. Raw bytes cannot carry data or relocations, nor an
+gives the same unit and the same sha256. So does a unit with parts in other sections (gcc's
+`.cold` parts, helpers of -ffunction-sections code): each part is a section of its own and the
+branches between them are relocations. Raw bytes cannot carry data or relocations, nor an
 entry other than their first byte (a unit holding a helper before the function), so no
-NAME.bin is written then: NAME.o and NAME.o.intoto.json.
+NAME.bin is written then: NAME.o and NAME.o.intoto.json. Before anything is written the .o is
+loaded back: if it is not the proven unit (the same sha256), nothing is emitted.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -33,34 +35,62 @@ TOOLS = ("nverify", "angr", "pyvex", "claripy", "z3-solver", "bitwuzla", "cvc5",
 
 
 def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tuple = (), entry: int = 0,
-               place: tuple[int, int] = (1, 0)) -> bytes:
+               place: tuple[int, int] = (1, 0), span: int = 0, parts: tuple = ()) -> bytes:
     """An ELF64 little-endian ET_REL with .text = `code` and a global STT_FUNC `name` at `entry`;
     with read-only data, a section .rodata.nverify.<i> per region, .rela.text linking the code to
     them and .rela.rodata.nverify.<i> linking a jump table's entries to the code.
     `place` = (align, lead): the proof assumed the code lies `lead` bytes past an `align` boundary
     (its section's, entry._code_base), so .text is aligned so and starts with `lead` trap bytes.
     (Without it, `lea rax, [rip+f]; and eax, 63` proven 16 for f 16 bytes into a 64-aligned
-    section returned 32 from the emitted .o.)"""
-    n = len(rodata)
+    section returned 32 from the emitted .o.)
+    With parts in other sections (verifier/pieces.py: `span` bytes lie together, `parts` are the
+    [start, end) of the others in `code`), .text holds the span and each part is a section
+    .text.nverify.<i> of its own with a local function covering it, and the branches between them
+    are relocations against the section symbol of the piece their target lies in."""
+    n, m = len(rodata), len(parts)
     align, lead = place
-    pad = ((b"\xcc" if arch == "x86_64" else b"\x00\x00\x00\x00") * lead)[:lead]
-    code, entry = pad + code, entry + lead
-    fixups = tuple(replace(f, at=f.at + lead) for f in fixups)
-    rodata = tuple(replace(r, links=tuple(replace(k, target=k.target + lead) for k in r.links)) for r in rodata)
-    # section 0 is null, 1 .text, 2..n+1 the regions; symbols: null, then the section symbols of
-    # .text and each region (1 .. n+1: symbol i+1 is section i+1), then the function
-    rela_text = b"".join(struct.pack("<QQq", f.at, ((2 + f.region) << 32) | f.rtype, f.target) for f in fixups)
-    content = [(".text", 1, 0x6, code, max(align, 16 if arch == "x86_64" else 4), 0, 0),
-               *((f".rodata.nverify.{i}", 1, 0x2, r.data, r.align, 0, 0) for i, r in enumerate(rodata))]
-    relas = [(".rela.text", rela_text, 1)] if fixups else []
-    relas += [(f".rela.rodata.nverify.{i}", b"".join(struct.pack("<QQq", k.at, (1 << 32) | k.rtype, k.target)
+    trap = b"\xcc" if arch == "x86_64" else b"\x00\x00\x00\x00"
+    pad = (trap * lead)[:lead]
+    unit = code
+    code, entry = pad + (unit[:span] if parts else unit), entry + lead
+    pieces = [(0, len(code) - lead, lead), *((a, b, 0) for a, b in parts)]   # (start, end, shift) in the unit
+
+    def home(at: int) -> int:
+        """The piece (0: .text, i + 1: part i) holding unit offset `at`."""
+        return next(i for i, (a, b, _) in enumerate(pieces) if a <= at < b)
+
+    # section 0 is null, 1 .text, 2..n+1 the regions, n+2.. the parts; symbols: null, then each
+    # section's symbol (symbol k is section k), the local functions, then the function
+    def piece_section(i: int) -> int:
+        return 1 if i == 0 else n + 1 + i
+
+    relas_of: list[list[bytes]] = [[] for _ in pieces]
+    for f in fixups:
+        at = home(f.at)
+        where = f.at - pieces[at][0] + pieces[at][2]
+        if f.region >= 0:
+            sym, addend = 2 + f.region, f.target
+        else:       # a branch: against the piece its target lies in (x86: the field ends the jump)
+            dest = home(f.target + (4 if arch == "x86_64" else 0))
+            sym, addend = piece_section(dest), f.target - pieces[dest][0] + pieces[dest][2]
+        relas_of[at].append(struct.pack("<QQq", where, (sym << 32) | f.rtype, addend))
+    code_align = max(align, 16 if arch == "x86_64" else 4)
+    content = [(".text", 1, 0x6, code, code_align, 0, 0),
+               *((f".rodata.nverify.{i}", 1, 0x2, r.data, r.align, 0, 0) for i, r in enumerate(rodata)),
+               *((f".text.nverify.{i}", 1, 0x6, unit[a:b], 16 if arch == "x86_64" else 4, 0, 0)
+                 for i, (a, b) in enumerate(parts))]
+    relas = [(".rela.text" if i == 0 else f".rela.text.nverify.{i - 1}", b"".join(r), piece_section(i))
+             for i, r in enumerate(relas_of) if r]
+    relas += [(f".rela.rodata.nverify.{i}", b"".join(struct.pack("<QQq", k.at, (1 << 32) | k.rtype, k.target + lead)
                                                     for k in r.links), 2 + i)
               for i, r in enumerate(rodata) if r.links]
     symtab_i = len(content) + 1 + len(relas)
     strtab = b"\0" + name.encode() + b"\0" + name.encode() + b".unit\0"
-    symtab = bytes(24) + b"".join(struct.pack("<IBBHQQ", 0, 3, 0, 1 + i, 0, 0) for i in range(n + 1))
+    symtab = bytes(24) + b"".join(struct.pack("<IBBHQQ", 0, 3, 0, 1 + i, 0, 0) for i in range(n + 1 + m))
     if entry > lead:     # the functions before the entry, as one local function the entry calls into
         symtab += struct.pack("<IBBHQQ", len(name) + 2, 2, 0, 1, lead, len(code) - lead)
+    for i, (a, b) in enumerate(parts):      # each part, as the local function the unit reaches there
+        symtab += struct.pack("<IBBHQQ", len(name) + 2, 2, 0, n + 2 + i, 0, b - a)
     symtab += struct.pack("<IBBHQQ", 1, (1 << 4) | 2, 0, 1, entry, len(code) - entry)
     sections = [*content, *((nm, 4, 0x40, data, 8, symtab_i, info) for nm, data, info in relas),
                 (".symtab", 2, 0, symtab, 8, symtab_i + 1, len(symtab) // 24 - 1), (".strtab", 3, 0, strtab, 1, 0, 0)]
@@ -69,11 +99,11 @@ def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tu
     sections += [(".shstrtab", 3, 0, shstr, 1, 0, 0), (".note.GNU-stack", 1, 0, b"", 1, 0, 0)]   # no exec stack
     out = bytearray(64)
     headers = [bytes(64)]
-    for nm, kind, flags, data, align, link, info in sections:
-        out += bytes(-len(out) % align)
+    for nm, kind, flags, data, align_, link, info in sections:
+        out += bytes(-len(out) % align_)
         entsize = 24 if kind in (2, 4) else 0
         headers.append(struct.pack("<IIQQQQIIQQ", shstr.index(b"\0" + nm.encode() + b"\0") + 1, kind, flags, 0,
-                                   len(out), len(data), link, info, align, entsize))
+                                   len(out), len(data), link, info, align_, entsize))
         out += data
     out += bytes(-len(out) % 8)
     shoff = len(out)
@@ -82,6 +112,28 @@ def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tu
     for h in headers:
         out += h
     return bytes(out)
+
+
+def _same_unit(obj: bytes, name: str, result: dict) -> None:
+    """The .o must load as the very unit that was proven (its sha256): what a user links is then
+    what the attestation names. Checked on the written bytes, so a unit this writer cannot carry
+    exactly is refused rather than emitted as something else."""
+    import tempfile
+
+    from .blob import load
+    from .errors import NVerifyError
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"{name}.o"
+        path.write_bytes(obj)
+        try:
+            again = load(path, symbol=name).sha256
+        except NVerifyError as e:
+            again = f"not loadable ({e})"
+    if again != result["blob"]["sha256"]:
+        raise UsageError(f"--emit: the object written for {name} does not load as the proven unit "
+                         f"(sha256 {result['blob']['sha256'][:16]}…, got {again[:60]}): link the object the "
+                         "proof was made from, whose unit the result names")
 
 
 def versions() -> dict[str, str | None]:
@@ -136,11 +188,9 @@ def emit(directory: str, code: bytes, result: dict, spec_text: str, private_key,
         raise UsageError(f"--emit {directory}: cannot create the directory: {e.strerror or e}") from None
     rodata, fixups, entry, *rest = unit
     place = rest[0] if rest else (1, 0)
-    if any(f.region < 0 for f in fixups):
-        raise UsageError(f"--emit: {name} has parts in other sections (gcc's .text.unlikely); emitting them is "
-                         "not supported: link the object the proof was made from, whose unit sha256 the "
-                         "result names")
-    obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups, entry, place)
+    span, parts = (rest[1], rest[2]) if len(rest) > 2 else (0, ())
+    obj = elf_object(code, name, result["blob"]["arch"], rodata, fixups, entry, place, span, parts)
+    _same_unit(obj, name, result)
     # raw bytes carry neither data nor relocations, nor an entry point other than their first byte,
     # nor the alignment a proof about the code's own address assumed
     raw = not fixups and not rodata and not entry and place[0] <= (1 if result["blob"]["arch"] == "x86_64" else 4)

@@ -73,7 +73,7 @@ def prove(blob_path: str, spec_name: str, options: Options = Options(),
     result.code, result.spec_text = blob.code, spec.text
     # and where the code must lie: a proof that treats the code's address as `$code` assumes it
     # lies as its section does, `offset` bytes past an `align` boundary (entry._code_base)
-    result.unit = (blob.rodata, blob.fixups, blob.entry - blob.base, blob.place)
+    result.unit = (blob.rodata, blob.fixups, blob.entry - blob.base, blob.place, blob.span, blob.parts)
     return result
 
 
