@@ -259,3 +259,15 @@ def test_emit_writes_a_cold_part_jumping_back(tmp_path):
     out = emit_signed(tmp_path, obj, _spec(tmp_path, "f", "uint32_t f(uint32_t x)", COLD_SPEC))
     again = load(out / "f.o", symbol="f")
     assert again.sha256 == load(obj, symbol="f").sha256 and len(again.fixups) == 2
+
+
+def test_the_digest_covers_where_the_pieces_are_cut(tmp_path):
+    """The same bytes and fixups cut into other pieces are another program: a jump the assembler
+    resolved from one part into the next is sound when they are one section and runs into other
+    code when they are two. The unit's sha256, which the gate and attestations name, must differ."""
+    from dataclasses import replace
+
+    blob = load(gas_object(tmp_path, "aarch64", COLD, "cold"), symbol="f")
+    (a, b), = blob.parts
+    assert replace(blob, parts=((a, b - 4),)).sha256 != blob.sha256
+    assert replace(blob, span=blob.span - 4).sha256 != blob.sha256
