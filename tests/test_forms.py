@@ -77,3 +77,17 @@ def test_sbc_family_matches_the_cpu():
         form = aarch64.TABLE[line.split()[0]][0]
         r = forms.check(forms.harness("aarch64", line, form), form, 8, seed=5)
         assert not r.mismatches, (line, r.mismatches[:2])
+
+
+def test_adcx_with_its_mandatory_prefix_is_admitted_and_agrees_with_the_cpu():
+    """adcx is 66 0F 38 F6: its 66 is part of the opcode, not an operand-size prefix (it was once
+    refuted as one: a false REFUTED of correct code)."""
+    from verifier.oracle.host import _field
+
+    lines = [(f, line) for f, line in X86 if f.mnemonic == "adcx"]
+    assert {line.split(",")[0] for _, line in lines} >= {"adcx ecx", "adcx rcx"}, lines
+    if "adx" not in _field("flags").split():
+        pytest.skip("no ADX on this CPU")
+    for form, line in lines:
+        r = forms.check(forms.harness("x86_64", line, form, host.has_avx()), form, 4, seed=1)
+        assert not r.error and not r.unsupported and r.states >= 2 and not r.mismatches, (line, r)

@@ -291,7 +291,10 @@ def _prefix_problem(insn: Insn, form: Form, pfx: list[str], rex: int | None) -> 
         return f"prefix {' '.join(extra)} is not part of this form (CPUs ignore it, or vendors differ)"
     if form.group == "control flow" and rex is not None:
         return "a REX prefix on a branch"
-    gpr = form.enc == "legacy" and form.group in ("integer", "stack", "BMI") and "66" in pfx
+    # (a 66 that a form without 16-bit operands lists is its mandatory prefix, part of the opcode:
+    # adcx is 66 0F 38 F6)
+    mandatory = "66" in form.prefixes and 16 not in form.widths
+    gpr = form.enc == "legacy" and form.group in ("integer", "stack", "BMI") and "66" in pfx and not mandatory
     if gpr and form.mnemonic not in ("cbw", "cwd") and (not insn.widths or insn.widths[0] != 16):
         return "an operand-size prefix that does not make the operation 16-bit"
     return ""
