@@ -23,9 +23,10 @@ pytestmark = pytest.mark.skipif(not have_llvm(), reason="needs clang and lld (De
 IMAGE_SCN_MEM_EXECUTE, IMAGE_SCN_MEM_READ, IMAGE_SCN_MEM_WRITE = 0x20000000, 0x40000000, 0x80000000
 
 
-def _spec(tmp_path, name: str, ret: int, sig: str = "uint32_t f(void)") -> str:
+def _spec(tmp_path, name: str, ret: int, bits: int = 32) -> str:
     p = tmp_path / f"{name}.smt"
-    p.write_text(f'(set-info :nverify-signature "{sig}")\n(define-fun post () Bool (= ret #x{ret:08x}))\n')
+    p.write_text(f'(set-info :nverify-signature "uint{bits}_t f(void)")\n'
+                 f'(define-fun post () Bool (= ret #x{ret:0{bits // 4}x}))\n')
     return str(p)
 
 
@@ -49,17 +50,20 @@ def _lld_link(tmp_path, arch: str, obj, exports: list[str]):
     return out, {m[1]: int(m[2], 16) for m in line.finditer(mapfile.read_text())}
 
 
-def _section_of(dll, addr: int):
+def _section_of(dll, addr: int) -> tuple[int, int]:
+    """(Characteristics, SizeOfRawData) of the DLL's section holding `addr` (plain values: LIEF's
+    section objects do not outlive their binary)."""
     import lief
 
     pe = lief.PE.parse(str(dll))
     rva = addr - pe.optional_header.imagebase
-    return next(s for s in pe.sections if s.virtual_address <= rva < s.virtual_address + max(s.virtual_size, s.size))
+    s = next(s for s in pe.sections if s.virtual_address <= rva < s.virtual_address + max(s.virtual_size, s.size))
+    return int(s.characteristics), int(s.sizeof_raw_data)
 
 
 def _run(dll, arch: str, calls: list[tuple[int, tuple[int, ...]]]) -> list[int | str]:
-    """Call each (address, args) in turn in one process image of the DLL; each call's 32-bit
-    result, or 'fault'. Sections are mapped with their header's permissions."""
+    """Call each (address, args) in turn in one process image of the DLL; each call's result
+    (rax / x0), or 'fault'. Sections are mapped with their header's permissions."""
     import lief
     import unicorn as uc
     from unicorn import arm64_const as a64
@@ -76,7 +80,9 @@ def _run(dll, arch: str, calls: list[tuple[int, tuple[int, ...]]]) -> list[int |
         prot = ((uc.UC_PROT_READ if c & IMAGE_SCN_MEM_READ else 0) | (uc.UC_PROT_WRITE if c & IMAGE_SCN_MEM_WRITE else 0)
                 | (uc.UC_PROT_EXEC if c & IMAGE_SCN_MEM_EXECUTE else 0))
         mu.mem_map(base + s.virtual_address, size, uc.UC_PROT_ALL)
-        mu.mem_write(base + s.virtual_address, bytes(s.content)[:size])
+        content = bytes(s.content)[:size]
+        if content:          # (unicorn crashes on an empty write)
+            mu.mem_write(base + s.virtual_address, content)
         mu.mem_protect(base + s.virtual_address, size, prot)
     stack, done = 0x7F0000000000, 0x7E0000000000
     mu.mem_map(stack - 0x10000, 0x10000, uc.UC_PROT_READ | uc.UC_PROT_WRITE)
@@ -98,7 +104,7 @@ def _run(dll, arch: str, calls: list[tuple[int, tuple[int, ...]]]) -> list[int |
             ret = a64.UC_ARM64_REG_X0
         try:
             mu.emu_start(addr, done, count=10000)
-            out.append(mu.reg_read(ret) & 0xFFFFFFFF)
+            out.append(mu.reg_read(ret))
         except uc.UcError:
             out.append("fault")
     return out
@@ -225,7 +231,7 @@ def test_a_drectve_making_rdata_writable_is_refused(tmp_path, directive):
     then returns 7."""
     obj = clang_asm(tmp_path, "pe", "x86_64", DIRECTIVE.replace("DIRECTIVE", directive), "drectve")
     dll, where = _lld_link(tmp_path, "x86_64", obj, ["f", "g"])
-    assert _section_of(dll, where["tbl"]).characteristics & IMAGE_SCN_MEM_WRITE
+    assert _section_of(dll, where["tbl"])[0] & IMAGE_SCN_MEM_WRITE
     first, _, after = _run(dll, "x86_64", [(where["f"], ()), (where["g"], (7,)), (where["f"], ())])
     assert (first, after) == (1, 7)
     assert _verdict(obj, _spec(tmp_path, "one", 1)) != "proven"
@@ -237,6 +243,147 @@ def test_a_drectve_moving_the_code_out_of_execution_is_refused(tmp_path):
     src = DIRECTIVE.replace("DIRECTIVE", "/MERGE:.text=.data")
     obj = clang_asm(tmp_path, "pe", "x86_64", src, "drectve")
     dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
-    assert not _section_of(dll, where["f"]).characteristics & IMAGE_SCN_MEM_EXECUTE
+    assert not _section_of(dll, where["f"])[0] & IMAGE_SCN_MEM_EXECUTE
     assert _run(dll, "x86_64", [(where["f"], ())]) == ["fault"]
     assert _verdict(obj, _spec(tmp_path, "one", 1)) != "proven"
+
+
+# --- 4. IMAGE_SCN_TYPE_NO_PAD: alignment 1, whatever the ALIGN bits say ---------------------------
+#
+# LLVM's coff_section::getAlignment (and so lld-link) returns 1 for a section with
+# IMAGE_SCN_TYPE_NO_PAD (0x8), "a legacy way of getting to IMAGE_SCN_ALIGN_1BYTES"; _coff_align
+# reads the ALIGN bits alone.
+
+NO_PAD = """.text
+.globl f
+f:
+lea rax, [rip + tbl]
+and eax, 0xfff
+ret
+.section .rdata,"dr"
+first:
+.byte 7
+.section .rdatb,"dr"
+.p2align 12
+tbl:
+.long 1
+"""
+
+
+def _rename_and_flag(obj, old: bytes, new: bytes, flags: int) -> None:
+    """Rename section `old` (and its section symbol) to `new` and OR `flags` into its
+    Characteristics: a second `.rdata` clang would not write with other flags than the first."""
+    data = bytearray(obj.read_bytes())
+    for i in range(struct.unpack_from("<H", data, 2)[0]):
+        hdr = 20 + 40 * i
+        if data[hdr:hdr + 8] == old.ljust(8, b"\0"):
+            data[hdr:hdr + 8] = new.ljust(8, b"\0")
+            struct.pack_into("<I", data, hdr + 36, struct.unpack_from("<I", data, hdr + 36)[0] | flags)
+    at = data.find(old.ljust(8, b"\0"))           # the section symbol's short name
+    if at >= 0:
+        data[at:at + 8] = new.ljust(8, b"\0")
+    obj.write_bytes(bytes(data))
+
+
+def test_no_pad_rdata_is_not_aligned_once_linked(tmp_path):
+    """A second .rdata with ALIGN_4096BYTES | TYPE_NO_PAD: lld-link places it right after the
+    first (1 byte), at 0x180002001. nverify proves f() == 0 from `$ro.0 % 4096 == 0`; f returns 1."""
+    obj = clang_asm(tmp_path, "pe", "x86_64", NO_PAD, "nopad")
+    _rename_and_flag(obj, b".rdatb", b".rdata", 0x8)       # IMAGE_SCN_TYPE_NO_PAD
+    dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
+    assert where["tbl"] == where["first"] + 1
+    assert _run(dll, "x86_64", [(where["f"], ())]) == [1]
+    assert _verdict(obj, _spec(tmp_path, "zero", 0)) != "proven"
+
+
+# --- 5. REL32 is not range-checked by lld-link ----------------------------------------------------
+#
+# coff_as_elf takes AMD64 REL32 as R_X86_64_PC32, whose field the ELF linker checks fits 32 bits
+# signed (the proof relies on it: the operand is `$ro + target` only if the field does not wrap).
+# lld-link's add32 writes S + field - P - 4 modulo 2^32 without a check: once the data lies 2 GiB
+# or more from the operand, the CPU reads 4 GiB away from it. The proof's placeholder layout is
+# checked (rodata.link), the linked one is not.
+
+FAR_ADDEND = """.section .ztext,"xr"
+.globl f
+f:
+lea rax, [rip + tbl - 0x80000000]
+lea rcx, [rip + tbl]
+sub rax, rcx
+ret
+.section .rdata,"dr"
+.p2align 4
+tbl:
+.long 1, 2, 3, 4
+"""
+
+
+def test_rel32_with_an_addend_past_2gib_wraps_once_linked(tmp_path):
+    """The code in `.ztext` follows .rdata (lld-link creates its standard sections first, then the
+    others by name), so tbl - 2 GiB lies more than 2 GiB before the lea: nverify proves
+    f() == -2^31 (64-bit), the linked f returns +2^31."""
+    obj = clang_asm(tmp_path, "pe", "x86_64", FAR_ADDEND, "far")
+    dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
+    assert where["tbl"] < where["f"]
+    assert _run(dll, "x86_64", [(where["f"], ())]) == [0x80000000]
+    assert _verdict(obj, _spec(tmp_path, "neg", 0xFFFFFFFF80000000, 64)) != "proven"
+
+
+FAR_IMAGE = """.section .ztext,"xr"
+.globl f
+f:
+mov eax, dword ptr [rip + tbl]
+ret
+.section .xbss,"bw"
+.globl big
+big:
+.zero 0x80000000
+.section .rdata,"dr"
+.p2align 4
+tbl:
+.long 1, 2, 3, 4
+"""
+
+
+def test_rel32_across_a_2gib_image_wraps_once_linked(tmp_path):
+    """A 2 GiB uninitialised section of the same object (no bytes in the file) between .rdata and
+    the code: lld-link links `mov eax, [rip + tbl]` to read 4 GiB past tbl, outside the image.
+    nverify proves f() == 1; the linked f faults. (link.exe refuses images over 2 GiB, LNK1248;
+    lld-link 14 does not.)"""
+    obj = clang_asm(tmp_path, "pe", "x86_64", FAR_IMAGE, "farimg")
+    dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
+    assert where["f"] - where["tbl"] > 1 << 31
+    assert _run(dll, "x86_64", [(where["f"], ())]) == ["fault"]
+    assert _verdict(obj, _spec(tmp_path, "one", 1)) != "proven"
+
+
+# --- 6. code without raw data (not new with .rdata: any COFF function) -----------------------------
+#
+# A code section flagged IMAGE_SCN_CNT_UNINITIALIZED_DATA has no data for lld-link (SectionChunk's
+# hasData is false): the image holds no bytes for it (zeros once loaded). LIEF still reads its raw
+# bytes, and nverify verifies those. Likewise PointerToRawData == 0 (see 2).
+
+def test_code_flagged_uninitialised_links_without_its_bytes(tmp_path):
+    obj = clang_asm(tmp_path, "pe", "x86_64", ".text\n.globl f\nf:\nmov eax, 1\nret\n", "uninit")
+    data = bytearray(obj.read_bytes())
+    struct.pack_into("<I", data, 20 + 36, struct.unpack_from("<I", data, 20 + 36)[0] | 0x80)   # .text
+    obj.write_bytes(bytes(data))
+    dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
+    assert _section_of(dll, where["f"])[1] == 0
+    assert _run(dll, "x86_64", [(where["f"], ())]) != [1]
+    assert _verdict(obj, _spec(tmp_path, "one", 1)) != "proven"
+
+
+def test_code_without_a_raw_data_pointer_links_without_its_bytes(tmp_path):
+    """.text with PointerToRawData == 0: LIEF reads the file's first bytes as the code. f lies 4
+    bytes in, where the header's TimeDateStamp (any value) is set to `mov al, 1; ret`: nverify
+    proves f() == 1 (uint8_t); the linked f runs what lld-link put there instead (no bytes)."""
+    obj = clang_asm(tmp_path, "pe", "x86_64", ".text\n.space 4, 0x90\n.globl f\nf:\nmov al, 1\nret\n.space 8, 0xcc\n",
+                    "noptr")
+    _clear_raw_pointer(obj, b".text")
+    data = bytearray(obj.read_bytes())
+    data[4:8] = bytes.fromhex("b001c3cc")                     # TimeDateStamp: mov al, 1; ret; int3
+    obj.write_bytes(bytes(data))
+    dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
+    assert _run(dll, "x86_64", [(where["f"], ())]) != [1]
+    assert _verdict(obj, _spec(tmp_path, "one", 1, 8)) != "proven"
