@@ -387,3 +387,59 @@ def test_code_without_a_raw_data_pointer_links_without_its_bytes(tmp_path):
     dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
     assert _run(dll, "x86_64", [(where["f"], ())]) != [1]
     assert _verdict(obj, _spec(tmp_path, "one", 1, 8)) != "proven"
+
+
+# --- 7. a relocation of another section that spills into the unit's data ------------------------
+#
+# lld-link refuses a relocation whose offset is at or past its section's end, but not one whose
+# field only runs past it: ADDR32NB at offset 0 of a 1-byte section writes 4 bytes, the last 3
+# into whatever chunk the linker places next. nverify looks only at relocations of the unit's own
+# sections, so the bytes of a .rdata placed right after such a section are not what it verified.
+# (Which write lands last is up to lld-link's threads; on the machines tried, 8 of 8 links the
+# relocation's. With /threads:1 the next chunk's copy lands last.)
+
+SPILL = """.text
+.globl f
+f:
+mov eax, dword ptr [rip + tbl]
+ret
+.section .rdata,"dr"
+first:
+.byte 0
+.section .rdatb,"dr"
+tbl:
+.long 0x11223344
+"""
+
+
+def _spilling_relocation(obj, section: int, target: bytes) -> None:
+    """Give 1-based `section` one IMAGE_REL_AMD64_ADDR32NB at offset 0 against symbol `target`
+    (table appended to the file), and rename .rdatb to .rdata."""
+    data = bytearray(obj.read_bytes())
+    symbols, count = struct.unpack_from("<II", data, 8)
+    index, i = {}, 0
+    while i < count:
+        entry = data[symbols + 18 * i:symbols + 18 * i + 18]
+        index[bytes(entry[:8]).rstrip(b"\0")] = i
+        i += 1 + entry[17]
+    obj.write_bytes(bytes(data))
+    _rename_and_flag(obj, b".rdatb", b".rdata", 0)
+    data = bytearray(obj.read_bytes())
+    hdr = 20 + 40 * (section - 1)
+    struct.pack_into("<IIIH", data, hdr + 20, struct.unpack_from("<I", data, hdr + 20)[0], len(data), 0, 1)
+    data += struct.pack("<IIH", 0, index[target], 3)
+    obj.write_bytes(bytes(data))
+
+
+def test_a_relocation_spilling_into_rdata_is_refused(tmp_path):
+    """`first` (1 byte, .rdata #1) holds ADDR32NB f (RVA 0x1000) at offset 0; tbl (.rdata #2) lies
+    right after it. nverify proves f() == 0x11223344; the linked tbl holds 0x11223354."""
+    obj = clang_asm(tmp_path, "pe", "x86_64", SPILL, "spill")
+    _spilling_relocation(obj, 4, b"f")                          # sections: .text .data .bss .rdata .rdata
+    seen = set()
+    for _ in range(5):
+        dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
+        assert where["tbl"] == where["first"] + 1
+        seen.update(_run(dll, "x86_64", [(where["f"], ())]))
+    assert 0x11223354 in seen
+    assert _verdict(obj, _spec(tmp_path, "t", 0x11223344)) != "proven"
