@@ -443,3 +443,23 @@ def test_a_relocation_spilling_into_rdata_is_refused(tmp_path):
         seen.update(_run(dll, "x86_64", [(where["f"], ())]))
     assert 0x11223354 in seen
     assert _verdict(obj, _spec(tmp_path, "t", 0x11223344)) != "proven"
+
+
+def _export(dll, name: str) -> int:
+    import lief
+
+    pe = lief.PE.parse(str(dll))
+    return pe.optional_header.imagebase + next(e.address for e in pe.get_export().entries if e.name == name)
+
+
+def test_a_drectve_exporting_another_function_under_the_name_is_refused(tmp_path):
+    """`/EXPORT:f=g` in the object's .drectve: the DLL's export `f` is g's code, even when the user
+    links with `/export:f` (lld-link says nothing). nverify proves the symbol f (returns 1); what a
+    caller of the DLL's f runs returns 2. (Not new with .rdata: any COFF function.)"""
+    src = (".text\n.globl f\nf:\nmov eax, 1\nret\n.globl g\ng:\nmov eax, 2\nret\n"
+           '.section .drectve,"yn"\n.ascii " /EXPORT:f=g"\n')
+    obj = clang_asm(tmp_path, "pe", "x86_64", src, "export")
+    dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
+    assert _export(dll, "f") == where["g"]
+    assert _run(dll, "x86_64", [(_export(dll, "f"), ())]) == [2]
+    assert _verdict(obj, _spec(tmp_path, "one", 1)) != "proven"
