@@ -341,11 +341,23 @@ def _coff_rodata(s: Any) -> bool:
     return text(s.name) == ".rdata" and c & need == need and not c & bad and len(bytes(s.content)) == s.size
 
 
+IMAGE_SCN_TYPE_NO_PAD = 0x8
+PE_PAGE = 0x1000     # lld-link's and link.exe's default SectionAlignment (/ALIGN)
+
+
 def _coff_align(s: Any) -> int:
-    """IMAGE_SCN_ALIGN_<n>BYTES; none given counts as 1 (assuming less alignment than the linker
-    gives only makes the proof consider more layouts)."""
-    n = (int(s.characteristics) >> 20) & 0xF
-    return 1 << (n - 1) if 0 < n <= 14 else 1
+    """The alignment the section's address is known to have once linked: IMAGE_SCN_ALIGN_<n>BYTES,
+    none given counting as 1 (assuming less alignment than the linker gives only makes the proof
+    consider more layouts). But 1 with IMAGE_SCN_TYPE_NO_PAD, as LLVM's COFF reader (and so
+    lld-link) reads it whatever the ALIGN bits say; and at most a page: lld-link aligns a section
+    within its output section, whose address is aligned only to SectionAlignment (4 KiB unless the
+    user links with a smaller /ALIGN, which a .drectve cannot ask for), so an 8 KiB-aligned .rdata
+    lands at 0x3000 after two pages of .text."""
+    c = int(s.characteristics)
+    if c & IMAGE_SCN_TYPE_NO_PAD:
+        return 1
+    n = (c >> 20) & 0xF
+    return min(1 << (n - 1), PE_PAGE) if 0 < n <= 14 else 1
 
 
 def coff_as_elf(arch: str, rtype: int, content: bytes, at: int) -> tuple[int, int | None]:
