@@ -296,7 +296,7 @@ def _coff_file(path: str, binary: Any, found: str) -> symbols.ObjectFile:
         if s.characteristics & IMAGE_SCN_LNK_NRELOC_OVFL:
             raise UnsupportedError(f"{path}: section {text(s.name)} has more than 65535 relocations "
                                    "(IMAGE_SCN_LNK_NRELOC_OVFL), which nverify does not read")
-    sections = [symbols.Section(i + 1, text(s.name), 0, bytes(s.content), _executable(s), _writable(s),
+    sections = [symbols.Section(i + 1, text(s.name), 0, _coff_content(s), _executable(s), _writable(s),
                                 rodata=_coff_rodata(s), align=_coff_align(s),
                                 grouped=bool(s.characteristics & IMAGE_SCN_LNK_COMDAT))
                 for i, s in enumerate(raw)]
@@ -328,6 +328,16 @@ AMD64_REL32, AMD64_REL32_5 = 4, 9
 ARM64_PAGEBASE_REL21, ARM64_PAGEOFFSET_12A, ARM64_PAGEOFFSET_12L = 4, 6, 7
 
 
+def _coff_content(s: Any) -> bytes:
+    """A section's bytes as LLVM's COFF reader, and so lld-link, takes them: none for a section
+    without a file pointer (PointerToRawData 0; LIEF reads SizeOfRawData bytes from the file's
+    start, the header) or of uninitialised data (no data is written: zeros once loaded). A
+    function or read-only data there then has no bytes, and is refused."""
+    if not s.pointerto_raw_data or int(s.characteristics) & IMAGE_SCN_CNT_UNINITIALIZED_DATA:
+        return b""
+    return bytes(s.content)
+
+
 def _coff_rodata(s: Any) -> bool:
     """Read-only data a function of the object may take into its unit (symbols.Section.rodata):
     initialised, readable, never written or run, kept in the image, in no COMDAT (another object's
@@ -338,7 +348,7 @@ def _coff_rodata(s: Any) -> bool:
     bad = (IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_EXECUTE | IMAGE_SCN_MEM_WRITE | IMAGE_SCN_CNT_UNINITIALIZED_DATA
            | IMAGE_SCN_LNK_INFO | IMAGE_SCN_LNK_REMOVE | IMAGE_SCN_LNK_COMDAT | IMAGE_SCN_MEM_DISCARDABLE)
     need = IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ
-    return text(s.name) == ".rdata" and c & need == need and not c & bad and len(bytes(s.content)) == s.size
+    return text(s.name) == ".rdata" and c & need == need and not c & bad and len(_coff_content(s)) == s.size
 
 
 IMAGE_SCN_TYPE_NO_PAD = 0x8
