@@ -296,6 +296,7 @@ def _coff_file(path: str, binary: Any, found: str) -> symbols.ObjectFile:
         if s.characteristics & IMAGE_SCN_LNK_NRELOC_OVFL:
             raise UnsupportedError(f"{path}: section {text(s.name)} has more than 65535 relocations "
                                    "(IMAGE_SCN_LNK_NRELOC_OVFL), which nverify does not read")
+    _coff_directives(path, raw)
     sections = [symbols.Section(i + 1, text(s.name), 0, _coff_content(s), _executable(s), _writable(s),
                                 rodata=_coff_rodata(s), align=_coff_align(s),
                                 grouped=bool(s.characteristics & IMAGE_SCN_LNK_COMDAT))
@@ -309,6 +310,13 @@ def _coff_file(path: str, binary: Any, found: str) -> symbols.ObjectFile:
         for r in s.relocations:
             rtype = int(r.type) & 0xFFFF
             kind, pre, width = relocs.coff(found, rtype)
+            if r.address + width > s.size:
+                # lld-link refuses a field that starts past its section's end, not one that only
+                # runs past it: those bytes land in whatever the linker places next (another
+                # section of this object, the unit's own data or code)
+                raise UnsupportedError(
+                    f"{path}: section {sec.name} has a relocation ({kind}) at +{r.address:#x} whose field runs "
+                    f"past the section's end (+{s.size:#x}): the linker writes those bytes into the next section")
             to = _coff_symbol(r.symbol, sections) if r.symbol is not None else None
             target = relocs.target(None, to.section.name) if to is not None and to.kind == symbols.SECTION \
                 and to.section is not None else relocs.target(text(r.symbol.name) if r.symbol else None, None)
@@ -326,6 +334,31 @@ IMAGE_SCN_LNK_INFO, IMAGE_SCN_LNK_REMOVE, IMAGE_SCN_LNK_COMDAT = 0x200, 0x800, 0
 IMAGE_SCN_LNK_NRELOC_OVFL, IMAGE_SCN_MEM_DISCARDABLE, IMAGE_SCN_MEM_READ = 0x01000000, 0x02000000, 0x40000000
 AMD64_REL32, AMD64_REL32_5 = 4, 9
 ARM64_PAGEBASE_REL21, ARM64_PAGEOFFSET_12A, ARM64_PAGEOFFSET_12L = 4, 6, 7
+
+
+# Options a .drectve may carry: none changes where a section goes, what it may be (/SECTION,
+# /MERGE) or what a name is bound to (/EXPORT:f=g exports g as f, /ALTERNATENAME, /ENTRY). lld-link
+# and link.exe honour /SECTION:.rdata,RW and /MERGE:.rdata=.data there, making the unit's read-only
+# data writable by any other code of the image.
+COFF_DIRECTIVES = frozenset({"defaultlib", "nodefaultlib", "disallowlib", "failifmismatch", "manifestdependency",
+                             "guardsym", "throwingnew", "editandcontinue", "include"})
+
+
+def _coff_directives(path: str, raw: list[Any]) -> None:
+    """Refuse an object whose .drectve holds an option not in COFF_DIRECTIVES. Every run of
+    characters between blanks (quotes dropped) is looked at, a superset of the linker's tokens."""
+    import re
+
+    for s in raw:
+        if ".drectve" not in (text(s.name), text(getattr(s, "fullname", s.name))):
+            continue
+        body = bytes(s.content).decode("latin-1").replace('"', "")
+        for token in re.split(r"[\s\0]+", body.removeprefix("\xef\xbb\xbf")):
+            name = token[1:].split(":", 1)[0].lower()
+            if token and (token[0] not in "/-" or name not in COFF_DIRECTIVES):
+                raise UnsupportedError(
+                    f"{path}: its .drectve asks the linker for {token[:60]!r}: nverify takes no COFF object whose "
+                    "linker directives may move, merge, re-permission or rename what it verifies")
 
 
 def _coff_content(s: Any) -> bytes:
