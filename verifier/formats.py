@@ -297,6 +297,7 @@ def _coff_file(path: str, binary: Any, found: str) -> symbols.ObjectFile:
             raise UnsupportedError(f"{path}: section {text(s.name)} has more than 65535 relocations "
                                    "(IMAGE_SCN_LNK_NRELOC_OVFL), which nverify does not read")
     _coff_directives(path, raw)
+    huge = sum(int(s.size) for s in raw) >= COFF_REL32_OBJECT
     sections = [symbols.Section(i + 1, text(s.name), 0, _coff_content(s), _executable(s), _writable(s),
                                 rodata=_coff_rodata(s), align=_coff_align(s),
                                 grouped=bool(s.characteristics & IMAGE_SCN_LNK_COMDAT))
@@ -325,6 +326,8 @@ def _coff_file(path: str, binary: Any, found: str) -> symbols.ObjectFile:
             # only: entries of a jump table in .rdata, and jumps to code in another section, are
             # resolved for ELF objects alone and stay refused here.
             elf_type, addend = coff_as_elf(found, rtype, sec.content, r.address) if sec.executable else (-1, None)
+            if elf_type == rodata.X86_PC32 and not _coff_rel32_reaches(to, addend, huge):
+                elf_type, addend = -1, None
             obj.relocations.append(relocs.Reloc(sec.key, r.address, kind, pre, width, target, elf_type, addend, to))
     return obj
 
@@ -401,6 +404,25 @@ def _coff_align(s: Any) -> int:
         return 1
     n = (c >> 20) & 0xF
     return min(1 << (n - 1), PE_PAGE) if 0 < n <= 14 else 1
+
+
+# lld-link writes REL32 modulo 2^32 without checking that it fits (link.exe refuses an image over
+# 2 GiB, LNK1248; lld-link 14 links one): the ELF twin's range check, which the proof relies on,
+# holds only while the operand lies less than 2 GiB from the instruction. So a REL32 is resolved
+# only when its operand lies within COFF_REL32_SLACK of its section, and when the object's sections
+# together stay under COFF_REL32_OBJECT (a 2 GiB .bss of the object itself would put .rdata out of
+# reach); the rest of the image is assumed to leave the distance under 2 GiB.
+COFF_REL32_SLACK, COFF_REL32_OBJECT = 1 << 24, 1 << 30
+
+
+def _coff_rel32_reaches(to: Any, addend: int | None, huge: bool) -> bool:
+    """Whether a REL32's operand (the symbol plus the field, give or take the instruction's tail)
+    lies near the read-only section it targets, in an object that is not itself huge."""
+    sec = getattr(to, "section", None)
+    if sec is None or not sec.rodata or addend is None:
+        return True               # not resolved as read-only data anyway
+    at = to.value - sec.start + addend
+    return not huge and -COFF_REL32_SLACK <= at <= len(sec.content) + COFF_REL32_SLACK
 
 
 def coff_as_elf(arch: str, rtype: int, content: bytes, at: int) -> tuple[int, int | None]:
