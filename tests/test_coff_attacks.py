@@ -463,3 +463,24 @@ def test_a_drectve_exporting_another_function_under_the_name_is_refused(tmp_path
     assert _export(dll, "f") == where["g"]
     assert _run(dll, "x86_64", [(_export(dll, "f"), ())]) == [2]
     assert _verdict(obj, _spec(tmp_path, "one", 1)) != "proven"
+
+
+def test_a_drectve_under_a_long_name_is_refused(tmp_path):
+    """The .drectve's header names it `/4`, an offset into the string table holding `.drectve`:
+    LLVM reads the name there (lld-link honours the directive), LIEF reports `/4`."""
+    obj = clang_asm(tmp_path, "pe", "x86_64", DIRECTIVE.replace("DIRECTIVE", "/SECTION:.rdata,RW"), "longname")
+    data = bytearray(obj.read_bytes())
+    symbols, count = struct.unpack_from("<II", data, 8)
+    table = symbols + 18 * count
+    size = struct.unpack_from("<I", data, table)[0]
+    assert table + size == len(data)                                # the string table ends the file
+    data += b".drectve\0"
+    struct.pack_into("<I", data, table, size + 9)
+    for i in range(struct.unpack_from("<H", data, 2)[0]):
+        hdr = 20 + 40 * i
+        if data[hdr:hdr + 8] == b".drectve":
+            data[hdr:hdr + 8] = f"/{size}".encode().ljust(8, b"\0")
+    obj.write_bytes(bytes(data))
+    dll, where = _lld_link(tmp_path, "x86_64", obj, ["f", "g"])
+    assert _section_of(dll, where["tbl"])[0] & IMAGE_SCN_MEM_WRITE
+    assert _verdict(obj, _spec(tmp_path, "one", 1)) != "proven"
