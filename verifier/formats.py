@@ -277,13 +277,13 @@ def load_coff(path: str, data: bytes, arch: str | None, base: int | None, symbol
     name = _common(path, base, symbol)
     found = COFF_MACHINES[int(data[0] | data[1] << 8)]
     _check_arch(path, "COFF", found, arch)
-    return symbols.unit(path, _coff_file(path, binary, found), [name], explicit_symbol)
+    return symbols.unit(path, _coff_file(path, binary, found, data), [name], explicit_symbol)
 
 
 IMAGE_SYM_CLASS_EXTERNAL, IMAGE_SYM_CLASS_STATIC, IMAGE_SYM_CLASS_LABEL, IMAGE_SYM_CLASS_WEAK_EXTERNAL = 2, 3, 6, 105
 
 
-def _coff_file(path: str, binary: Any, found: str) -> symbols.ObjectFile:
+def _coff_file(path: str, binary: Any, found: str, data: bytes = b"") -> symbols.ObjectFile:
     raw = list(binary.sections)
     for s in raw:
         # The specification puts a relocation at its VirtualAddress minus the section's; lld-link
@@ -296,7 +296,7 @@ def _coff_file(path: str, binary: Any, found: str) -> symbols.ObjectFile:
         if s.characteristics & IMAGE_SCN_LNK_NRELOC_OVFL:
             raise UnsupportedError(f"{path}: section {text(s.name)} has more than 65535 relocations "
                                    "(IMAGE_SCN_LNK_NRELOC_OVFL), which nverify does not read")
-    _coff_directives(path, raw)
+    _coff_directives(path, raw, data)
     huge = sum(int(s.size) for s in raw) >= COFF_REL32_OBJECT
     sections = [symbols.Section(i + 1, text(s.name), 0, _coff_content(s), _executable(s), _writable(s),
                                 rodata=_coff_rodata(s), align=_coff_align(s),
@@ -347,13 +347,28 @@ COFF_DIRECTIVES = frozenset({"defaultlib", "nodefaultlib", "disallowlib", "faili
                              "guardsym", "throwingnew", "editandcontinue", "include"})
 
 
-def _coff_directives(path: str, raw: list[Any]) -> None:
+def _coff_long_name(data: bytes, name: str) -> str | None:
+    """A section name `/<decimal>` is an offset into the string table, where LLVM (and so lld-link)
+    reads the name; LIEF leaves it as written. None when it cannot be read here (`//<base64>`)."""
+    if not name.startswith("/") or not name[1:].isdigit() or len(data) < 20:
+        return None
+    symbols_at, count = struct.unpack_from("<II", data, 8)
+    at = symbols_at + 18 * count + int(name[1:])
+    end = data.find(b"\0", at)
+    return data[at:end].decode("latin-1") if symbols_at and 0 <= at < len(data) and end >= 0 else None
+
+
+def _coff_directives(path: str, raw: list[Any], data: bytes) -> None:
     """Refuse an object whose .drectve holds an option not in COFF_DIRECTIVES. Every run of
-    characters between blanks (quotes dropped) is looked at, a superset of the linker's tokens."""
+    characters between blanks (quotes dropped) is looked at, a superset of the linker's tokens. A
+    section with a long name (`/4`) is looked at whatever it names: lld-link reads `.drectve` there."""
     import re
 
     for s in raw:
-        if ".drectve" not in (text(s.name), text(getattr(s, "fullname", s.name))):
+        name = text(s.name)
+        if name != ".drectve" and not name.startswith("/"):
+            continue
+        if name.startswith("/") and _coff_long_name(data, name) != ".drectve" and _coff_long_name(data, name):
             continue
         body = bytes(s.content).decode("latin-1").replace('"', "")
         for token in re.split(r"[\s\0]+", body.removeprefix("\xef\xbb\xbf")):
