@@ -484,3 +484,47 @@ def test_a_drectve_under_a_long_name_is_refused(tmp_path):
     dll, where = _lld_link(tmp_path, "x86_64", obj, ["f", "g"])
     assert _section_of(dll, where["tbl"])[0] & IMAGE_SCN_MEM_WRITE
     assert _verdict(obj, _spec(tmp_path, "one", 1)) != "proven"
+
+
+# --- 8. relocations LIEF does not read -------------------------------------------------------------
+#
+# NumberOfRelocations 1 with PointerToRelocations 0: LIEF reads no relocation, LLVM (and so
+# lld-link) reads one from the file's first 10 bytes: VirtualAddress = Machine | NumberOfSections
+# << 16 (0x48664 with 4 sections), SymbolTableIndex = TimeDateStamp (any value), Type = the low half
+# of PointerToSymbolTable (moved here to 3 mod 64 KiB: ADDR32NB).
+
+HEADER_RELOCATION = """.text
+.globl f
+f:
+mov eax, dword ptr [rip + tbl]
+ret
+.section .rdata,"dr"
+.space 0x48664
+tbl:
+.long 0x11223344
+"""
+
+
+def test_a_relocation_read_from_the_header_is_refused(tmp_path):
+    """nverify sees no relocation in .rdata and proves f() == 0x11223344; lld-link applies
+    ADDR32NB f at tbl, and the linked f returns 0x11223344 + f's RVA."""
+    obj = clang_asm(tmp_path, "pe", "x86_64", HEADER_RELOCATION, "hdrrel")
+    data = bytearray(obj.read_bytes())
+    symbols, count = struct.unpack_from("<II", data, 8)
+    table = bytes(data[symbols:])                               # symbol and string tables
+    index, i = {}, 0
+    while i < count:
+        index[table[18 * i:18 * i + 8].rstrip(b"\0")] = i
+        i += 1 + table[18 * i + 17]
+    data += bytes((3 - len(data)) % 0x10000)
+    struct.pack_into("<II", data, 4, index[b"f"], len(data))   # TimeDateStamp, PointerToSymbolTable
+    data += table
+    for n in range(struct.unpack_from("<H", data, 2)[0]):
+        hdr = 20 + 40 * n
+        if data[hdr:hdr + 8] == b".rdata\0\0":
+            struct.pack_into("<I", data, hdr + 24, 0)           # PointerToRelocations
+            struct.pack_into("<H", data, hdr + 32, 1)           # NumberOfRelocations
+    obj.write_bytes(bytes(data))
+    dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
+    assert _run(dll, "x86_64", [(where["f"], ())]) == [0x11223344 + where["f"] - 0x180000000]
+    assert _verdict(obj, _spec(tmp_path, "t", 0x11223344)) != "proven"
