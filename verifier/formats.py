@@ -293,6 +293,10 @@ def _coff_file(path: str, binary: Any, found: str, data: bytes = b"") -> symbols
         if s.virtual_address and s.numberof_relocations:
             raise UnsupportedError(f"{path}: section {text(s.name)} of this COFF object has an address "
                                    f"({s.virtual_address:#x}) and relocations: linkers differ on where those apply")
+        if len(list(s.relocations)) != s.numberof_relocations:
+            # e.g. PointerToRelocations 0: LIEF reads none, LLVM (lld-link) reads the file header
+            raise UnsupportedError(f"{path}: section {text(s.name)} has {s.numberof_relocations} relocations, of "
+                                   f"which LIEF reads {len(list(s.relocations))}: the linker may apply others")
         if s.characteristics & IMAGE_SCN_LNK_NRELOC_OVFL:
             raise UnsupportedError(f"{path}: section {text(s.name)} has more than 65535 relocations "
                                    "(IMAGE_SCN_LNK_NRELOC_OVFL), which nverify does not read")
