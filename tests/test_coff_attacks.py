@@ -16,7 +16,7 @@ import pytest
 from verifier import prove
 from verifier.errors import BlobError, UnsupportedError
 
-from .build import clang_asm, have_llvm, llvm_tool
+from .build import clang_asm, clang_object, have_llvm, llvm_tool
 
 pytestmark = pytest.mark.skipif(not have_llvm(), reason="needs clang and lld (Debian: clang lld llvm)")
 
@@ -528,3 +528,14 @@ def test_a_relocation_read_from_the_header_is_refused(tmp_path):
     dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
     assert _run(dll, "x86_64", [(where["f"], ())]) == [0x11223344 + where["f"] - 0x180000000]
     assert _verdict(obj, _spec(tmp_path, "t", 0x11223344)) != "proven"
+
+
+def test_a_dllexport_directive_still_proves(tmp_path):
+    """`__declspec(dllexport)` writes ` /EXPORT:p22` into .drectve: the function exported under its
+    own name, which the directive check lets through."""
+    from .test_rodata import P22_TABLE
+
+    src = P22_TABLE.replace("uint32_t p22(", "__declspec(dllexport) uint32_t p22(")
+    obj = clang_object(tmp_path, "pe", "x86_64", src, "Os", "p22")
+    assert b"/EXPORT:p22" in obj.read_bytes()
+    assert prove(str(obj), "p22").to_json()["verdict"] == "proven"
