@@ -377,8 +377,9 @@ def _coff_directives(path: str, raw: list[Any], data: bytes) -> None:
         body = bytes(s.content).decode("latin-1").replace('"', "")
         for token in re.split(r"[\s\0]+", body.removeprefix("\xef\xbb\xbf")):
             name = token[1:].split(":", 1)[0].lower()
-            # `/EXPORT:f` (what __declspec(dllexport) writes) exports f itself; `/EXPORT:f=g` is refused
-            exported = name == "export" and "=" not in token
+            # `/EXPORT:f` (what __declspec(dllexport) writes) exports f itself; `/EXPORT:f=g`, and
+            # newer linkers' `/EXPORT:g,EXPORTAS,f`, export another symbol as f: refused
+            exported = re.fullmatch(r"[/-]export:[^=,]+(,(@\d+|noname|data|private|constant))*", token, re.I)
             if token and (token[0] not in "/-" or (name not in COFF_DIRECTIVES and not exported)):
                 raise UnsupportedError(
                     f"{path}: its .drectve asks the linker for {token[:60]!r}: nverify takes no COFF object whose "
