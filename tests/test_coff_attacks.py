@@ -77,7 +77,8 @@ def _run(dll, arch: str, calls: list[tuple[int, tuple[int, ...]]]) -> list[int |
     for s in pe.sections:
         size = -(-max(s.virtual_size, s.size) // 0x1000) * 0x1000
         c = int(s.characteristics)
-        prot = ((uc.UC_PROT_READ if c & IMAGE_SCN_MEM_READ else 0) | (uc.UC_PROT_WRITE if c & IMAGE_SCN_MEM_WRITE else 0)
+        prot = ((uc.UC_PROT_READ if c & IMAGE_SCN_MEM_READ else 0)
+                | (uc.UC_PROT_WRITE if c & IMAGE_SCN_MEM_WRITE else 0)
                 | (uc.UC_PROT_EXEC if c & IMAGE_SCN_MEM_EXECUTE else 0))
         mu.mem_map(base + s.virtual_address, size, uc.UC_PROT_ALL)
         content = bytes(s.content)[:size]
@@ -92,7 +93,8 @@ def _run(dll, arch: str, calls: list[tuple[int, tuple[int, ...]]]) -> list[int |
         if arch == "x86_64":
             sp = stack - 0x100
             mu.mem_write(sp, done.to_bytes(8, "little"))
-            for reg, v in zip((x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX, x86.UC_X86_REG_R8, x86.UC_X86_REG_R9), args):
+            win64 = (x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX, x86.UC_X86_REG_R8, x86.UC_X86_REG_R9)
+            for reg, v in zip(win64[:len(args)], args, strict=True):
                 mu.reg_write(reg, v)
             mu.reg_write(x86.UC_X86_REG_RSP, sp)
             ret = x86.UC_X86_REG_RAX
