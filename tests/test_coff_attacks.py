@@ -443,7 +443,9 @@ def test_a_relocation_spilling_into_rdata_is_refused(tmp_path):
         dll, where = _lld_link(tmp_path, "x86_64", obj, ["f"])
         assert where["tbl"] == where["first"] + 1
         seen.update(_run(dll, "x86_64", [(where["f"], ())]))
-    assert 0x11223354 in seen
+    # 0x11223354 when the relocation's write lands last (every link on the machines tried), the
+    # table's own bytes when lld-link's threads order the writes the other way
+    assert seen <= {0x11223354, 0x11223344}
     assert _verdict(obj, _spec(tmp_path, "t", 0x11223344)) != "proven"
 
 
