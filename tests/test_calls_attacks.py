@@ -81,3 +81,64 @@ def test_a_part_the_linker_merges_is_not_proven(tmp_path, arch):
     if ran is not None:
         assert ran.returncode == 0 and ran.stdout.strip() == "3", ran       # spec: 2 + 2
     _not_proven(tmp_path, obj, "uint32_t f(uint32_t x)", "(= ret (bvadd x #x00000002))")
+
+
+# --- a part whose symbol runs past its section's end -------------------------------------------
+# g1's `.size` says 64 bytes; .text.g1 holds 2. The function's own extent past its section is an
+# input error (symbols.unit), a part's was not checked: the piece of g1 in the proof's layout ran
+# over the padding and g2, laid out after it, so g1's `jmp .+0x20` (the assembler resolved it:
+# no relocation) stayed "inside its piece" and landed on g2's `lea rax, [rdi + 1]`. PROVEN
+# `ret = x + 1`; linked, .text.g2 follows .text.g1 at once, and the jump goes 30 bytes past g2,
+# into _fini: SIGSEGV.
+OVERSIZED = (".text\n.globl f\n.type f,@function\nf:\ncall g1\nret\njmp g2\n.size f, .-f\n"
+             ".section .text.g1,\"ax\",@progbits\n.type g1,@function\ng1:\njmp .+0x20\n.size g1, 64\n"
+             ".section .text.g2,\"ax\",@progbits\n.type g2,@function\ng2:\nlea rax, [rdi + 1]\nret\n.size g2, .-g2\n")
+
+
+def test_a_part_whose_size_runs_past_its_section_is_not_proven(tmp_path):
+    obj = gas_object(tmp_path, "x86_64", OVERSIZED, "oversized")
+    ran = _run(tmp_path, "x86_64", obj, [])
+    if ran is not None:
+        assert ran.returncode != 0 or ran.stdout.strip() != "3", ran      # SIGSEGV
+    _not_proven(tmp_path, obj, "uint64_t f(uint64_t x)", PLUS[1])
+
+
+# --- two objects, one digest: the span is not in the unit's sha256 -----------------------------
+# The layout pads the function's span with int3 up to a 16-byte boundary (at least 16 bytes) before
+# the part. B's f ends `cmp eax, eax; je .-0x32` with the rel8 0xcc inside .size f: PROVEN
+# `ret = 2`. A is the same source with `.size f` one byte shorter: its je's rel8 is past the span,
+# where the layout has the same 0xcc padding, and the part lands at the same offset (80). Same
+# code, fixups, entry, place, section, offset and size: the same sha256, so the gate passes A on
+# B's attestation. A alone is refuted (the je runs past its piece); linked, its je reads the
+# section's next byte (0x00) and runs into ud2: SIGILL.
+SPAN = (".text\n.globl f\n.type f, @function\nf:\ncall g\njmp .Lmain\n.Lland:\nmov eax, 2\nret\n"
+        + "nop\n" * 42 + ".Lmain:\ncmp eax, eax\n.byte 0x74\n{extra}.size f, .-f\n.byte 0x00\nud2\n"
+        ".section .text.g,\"ax\",@progbits\n.type g, @function\ng:\nmov eax, 5\nret\n.size g, .-g\n")
+
+
+def test_the_digest_covers_where_the_functions_span_ends(tmp_path, capsys):
+    from verifier import attest
+    from verifier.blob import load
+    from verifier.cli import main
+    from verifier.emit import emit
+
+    a = gas_object(tmp_path, "x86_64", SPAN.replace("{extra}", ""), "spanA")
+    b = gas_object(tmp_path, "x86_64", SPAN.replace("{extra}", ".byte 0xcc\n"), "spanB")
+    spec = _spec(tmp_path, "uint32_t f(uint32_t x)", "(= ret #x00000002)")
+    ran = _run(tmp_path, "x86_64", a, [])
+    if ran is not None:
+        assert ran.returncode != 0, ran                                    # SIGILL
+    assert prove(str(a), spec).to_json()["verdict"] == "refuted"
+    result = prove(str(b), spec)
+    assert result.to_json()["verdict"] == "proven"
+    attest.keygen(str(tmp_path / "k"))
+    emit(str(tmp_path / "att"), result.code, result.to_json(), result.spec_text,
+         attest.load_private_key(str(tmp_path / "k.key")))
+    att = next((tmp_path / "att").glob("*.intoto.json"))
+    (tmp_path / "nverify.toml").write_text(
+        f'[gate]\nkey = "k.pub"\n\n[[blob]]\npath = "{a.name}"\nspec = "{spec}"\nsymbol = "f"\n'
+        f'attestation = "{att.relative_to(tmp_path)}"\n')
+    code = main(["gate", "--manifest", str(tmp_path / "nverify.toml")])
+    out = capsys.readouterr().out
+    assert code != 0, out                                  # PASS spanA_x86_64.o [attested]
+    assert load(a, symbol="f").sha256 != load(b, symbol="f").sha256
