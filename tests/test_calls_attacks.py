@@ -142,3 +142,27 @@ def test_the_digest_covers_where_the_functions_span_ends(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code != 0, out                                  # PASS spanA_x86_64.o [attested]
     assert load(a, symbol="f").sha256 != load(b, symbol="f").sha256
+
+
+# --- a call to a local IFUNC ------------------------------------------------------------------
+# `call g` / `bl g` with g a local STT_GNU_IFUNC: the linker routes the call through an IPLT entry
+# to whatever g's resolver returns at load time (the function itself refuses an IFUNC:
+# symbols._check_code). The relocation's symbol kind was not looked at, only that some function
+# symbol (gi, at the same address) covers its target: g's bytes were taken for the callee. PROVEN
+# `ret = x + 1`; linked (-no-pie, static; AArch64 static), the resolver returned its garbage
+# rdi/x0 + 1 and f(2) jumped there: SIGSEGV.
+IFUNC = {"x86_64": ".text\n.globl f\n.type f,@function\nf:\ncall g\nret\n.size f, .-f\n"
+                   ".section .text.g,\"ax\",@progbits\n.type g, @gnu_indirect_function\n.type gi, @function\ng:\ngi:\n"
+                   "lea rax, [rdi + 1]\nret\n.size gi, .-gi\n",
+         "aarch64": ".text\n.globl f\n.type f,%function\nf:\nstp x29, x30, [sp, #-16]!\nbl g\nldp x29, x30, [sp], #16\n"
+                    "ret\n.size f, .-f\n.section .text.g,\"ax\",%progbits\n.type g, %gnu_indirect_function\n"
+                    ".type gi, %function\ng:\ngi:\nadd x0, x0, #1\nret\n.size gi, .-gi\n"}
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_a_call_to_a_local_ifunc_is_not_proven(tmp_path, arch):
+    obj = gas_object(tmp_path, arch, IFUNC[arch], "ifunc")
+    ran = _run(tmp_path, arch, obj, [])
+    if ran is not None:
+        assert ran.returncode != 0, ran                                    # SIGSEGV
+    _not_proven(tmp_path, obj, "uint64_t f(uint64_t x)", PLUS[1])
