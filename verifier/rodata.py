@@ -98,7 +98,7 @@ class Fixup:
 
 
 def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entry: int = 0,
-           place: tuple[int, int] = (1, 0)) -> str:
+           place: tuple[int, int] = (1, 0), span: int = 0, parts: Sequence[tuple[int, int]] = ()) -> str:
     """sha256 of the whole unit: the code's bytes as the object holds them, where in them the
     function starts, each region's bytes, alignment and code links, and each fixup linking the
     code to them (what `link` needs, nothing else)."""
@@ -113,6 +113,10 @@ def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entr
         h.update(b"".join(v.to_bytes(8, "little", signed=True) for v in (f.at, f.rtype, f.region, f.target)))
     if place != (1, 0):     # the alignment the proof assumed of the code (Blob.place)
         h.update(b"place" + b"".join(v.to_bytes(8, "little") for v in place))
+    if parts:               # which bytes lie together once linked (verifier/pieces.py): the same code
+        # with the function's span one byte longer (a jcc's rel8 in it, not in the padding) is
+        # another unit
+        h.update(b"parts" + b"".join(v.to_bytes(8, "little") for v in (span, *(x for p in parts for x in p))))
     return h.hexdigest()
 
 
