@@ -44,7 +44,8 @@ def _not_proven(tmp_path, obj, sig: str, post: str) -> None:
 # gcc's `f.cold`, since before HEAD: the readonly-data rule of elfload._rodata has no twin here.)
 CALL_G = {"x86_64": ".text\n.globl f\n.type f,@function\nf:\ncall g\nret\n.size f, .-f\n"
                     ".section {sec},\"ax\",@progbits\n.type g,@function\ng:\nlea rax, [rdi + 1]\nret\n.size g, .-g\n",
-          "aarch64": ".text\n.globl f\n.type f,%function\nf:\nstp x29, x30, [sp, #-16]!\nbl g\nldp x29, x30, [sp], #16\n"
+          "aarch64": ".text\n.globl f\n.type f,%function\nf:\nstp x29, x30, [sp, #-16]!\nbl g\n"
+                     "ldp x29, x30, [sp], #16\n"
                      "ret\n.size f, .-f\n.section {sec},\"ax\",%progbits\n.type g,%function\ng:\nadd x0, x0, #1\nret\n"
                      ".size g, .-g\n"}
 
@@ -69,7 +70,8 @@ def test_a_part_in_a_section_the_linker_gives_meaning_is_not_proven(tmp_path, ar
 MERGED = {"x86_64": ".text\n.globl f\n.type f,@function\nf:\ncall g\nret\n.size f, .-f\n"
                     ".section .text.g,\"axM\",@progbits,4\n.type g,@function\ng:\nmov eax, edi\nnop\nnop\n"
                     "add eax, 1\nnop\nadd eax, 1\nnop\nret\nnop\nnop\nnop\n.size g, .-g\n",
-          "aarch64": ".text\n.globl f\n.type f,%function\nf:\nstp x29, x30, [sp, #-16]!\nbl g\nldp x29, x30, [sp], #16\n"
+          "aarch64": ".text\n.globl f\n.type f,%function\nf:\nstp x29, x30, [sp, #-16]!\nbl g\n"
+                     "ldp x29, x30, [sp], #16\n"
                      "ret\n.size f, .-f\n.section .text.g,\"axM\",%progbits,4\n.type g,%function\ng:\n"
                      "add w0, w0, #1\nadd w0, w0, #1\nret\n.size g, .-g\n"}
 
