@@ -47,7 +47,7 @@ class Blob:
             return hashlib.sha256(self.code).hexdigest()
         from .rodata import digest
 
-        return digest(self.code, self.rodata, self.fixups, self.entry - self.base, place, (self.span, self.parts))
+        return digest(self.code, self.rodata, self.fixups, self.entry - self.base, place, self.span, self.parts)
 
     @property
     def place(self) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from .blob import DEFAULT_BASE, Blob, text
 from .errors import BlobError, UnsupportedError, UsageError
 
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE = 0x1, 0x2, 0x4, 0x10
-SHF_STRINGS, SHF_GROUP, SHF_TLS = 0x20, 0x200, 0x400
+SHF_STRINGS, SHF_GROUP, SHF_TLS, SHF_EXCLUDE = 0x20, 0x200, 0x400, 0x80000000
 SHT_PROGBITS = 1
 # Code is a section a program loads and may execute: SHF_EXECINSTR without SHF_ALLOC (".section .foo,
 # \"x\"") is left out of every segment by the static linker, which still binds the function's name to
@@ -91,7 +91,7 @@ def _from_fast(fast: Any) -> symbols.ObjectFile:
     sections: list[symbols.Section | None] = [
         symbols.Section(i, text(s.name), 0, s.content, s.flags & CODE == CODE, bool(s.flags & SHF_WRITE),
                         _rodata(text(s.name), s.type, s.flags), s.align, s.entsize if s.flags & SHF_MERGE else 0,
-                        bool(s.flags & SHF_GROUP))
+                        bool(s.flags & SHF_GROUP), _plain_code(text(s.name), s.type, s.flags))
         for i, s in enumerate(fast.sections)]
     obj = symbols.ObjectFile("elf", fast.arch, relocatable=True, bias=DEFAULT_BASE)
     for s in fast.symbols:
@@ -124,6 +124,19 @@ def _rodata(name: str, kind: int, flags: int) -> bool:
     named = name in (".rodata", ".rodata1") or name.startswith(".rodata.")
     bad = SHF_WRITE | SHF_EXECINSTR | SHF_GROUP | SHF_STRINGS | SHF_TLS
     return named and kind == SHT_PROGBITS and bool(flags & SHF_ALLOC) and not flags & bad
+
+
+def _plain_code(name: str, kind: int, flags: int) -> bool:
+    """Code of an object the linker places as any other (symbols.Section.plain_code): allocated,
+    executable PROGBITS named .text or .text.*, as compilers name it, not merged (ld, gold and lld
+    cut an SHF_MERGE section into entities of its entry size and keep one of each value: two equal
+    instructions became one), in no group, not TLS and not excluded. Other names have meaning: ld
+    places `.init`/`.fini` inside _init/_fini, run at start and exit; the runtime calls the entries
+    of `.init_array`/`.ctors`; a `.gnu.warning` section is a warning's text, dropped from the
+    output; ... The Linux kernel frees `.text.startup` after boot and drops `.text.exit`."""
+    named = name == ".text" or (name.startswith(".text.") and not name.startswith((".text.startup", ".text.exit")))
+    bad = SHF_WRITE | SHF_MERGE | SHF_STRINGS | SHF_GROUP | SHF_TLS | SHF_EXCLUDE
+    return named and kind == SHT_PROGBITS and flags & CODE == CODE and not flags & bad
 
 
 def _as_loaded(data: bytes, segments: list[Any], arch: str, addr: int, size: int) -> tuple[bytes, bool]:
@@ -207,7 +220,8 @@ def _from_lief(path: str, data: bytes) -> symbols.ObjectFile:
         sections.append(symbols.Section(
             i, text(s.name), 0 if rel else s.virtual_address, content, executable, bool(int(s.flags) & SHF_WRITE),
             rel and _rodata(text(s.name), int(s.type.value), int(s.flags)), max(int(s.alignment), 1),
-            int(s.entry_size) if int(s.flags) & SHF_MERGE else 0, bool(int(s.flags) & SHF_GROUP)))
+            int(s.entry_size) if int(s.flags) & SHF_MERGE else 0, bool(int(s.flags) & SHF_GROUP),
+            rel and _plain_code(text(s.name), int(s.type.value), int(s.flags))))
     obj = symbols.ObjectFile("elf", found, relocatable=rel, bias=DEFAULT_BASE if rel else 0)
     for s in binary.symbols:
         sym = _symbol(s.name, int(s.binding), int(s.type), s.shndx, s.value, s.size, sections)

@@ -50,12 +50,19 @@ def parts(path: str, fn: str, arch: str, relocations: list[Reloc], space: int, l
             continue
         if not sec.executable or sec.key == space or r.to.binding != "local" or getattr(sec, "grouped", True):
             continue
+        if not getattr(sec, "plain_code", False) or _ifunc(r):
+            continue        # left to be refused: see symbols.Section.plain_code; an IFUNC is reached
+                            # through the PLT, at what its resolver returns
         assert r.addend is not None
         at = part_of(sec, r.to.value - sec.start + r.addend + (4 if arch == "x86_64" else 0))
         if at is None:
             raise UnsupportedError(f"{path}: {fn} jumps to {r.target}, which is no function's part")
         found.setdefault((sec.key, at[0]), Part(sec, at[0], at[1], at[2]))
     return list(found.values())
+
+
+def _ifunc(r: Reloc) -> bool:
+    return getattr(r.to, "kind", "") == "ifunc"
 
 
 def layout(arch: str, code: bytes, ps: list[Part]) -> tuple[bytes, list[int]]:
@@ -89,7 +96,7 @@ def fixups(arch: str, relocations: list[Reloc], space: int, lo: int, hi: int, ps
         home = next(((s, a, b, w) for s, a, b, w in spans if r.space == s and a <= r.at < b), None)
         sec = getattr(r.to, "section", None)
         if home is None or r.rtype not in JUMPS[arch] or sec is None or r.addend is None \
-                or r.to.binding != "local":
+                or r.to.binding != "local" or _ifunc(r):
             rest.append(r)
             continue
         adjust = 4 if arch == "x86_64" else 0       # x86: A = target - 4 (the field ends the jump)

@@ -25,6 +25,10 @@ _DELTA = 0x1010      # a placeholder shift that changes the page and the page of
 _LOADS = frozenset("ldr ldrb ldrh ldrsb ldrsh ldrsw str strb strh prfm".split())
 
 
+# AArch64 branch relocation types (pieces.JUMPS) and the instructions whose field each is
+_A64_BRANCH_TYPES = {282: ("b", "bl"), 283: ("b", "bl"), 280: ("cbz", "cbnz"), 279: ("tbz", "tbnz")}
+
+
 class Relocated:
     def __init__(self, blob: Blob, regions):
         self.blob = blob
@@ -81,6 +85,11 @@ class Relocated:
         m = insn.mnemonic
         direct = insn.shape[-1:] == "i" and (m in ("call", "bl", "jmp", "b", "cbz", "cbnz", "tbz", "tbnz")
                                              or m.startswith(("j", "b.")))
+        if self.blob.arch == "aarch64" and direct:
+            # the type must be the instruction's own: ld writes its field wherever the type says.
+            # CONDBR19 on `tbz` fills imm14 *and* b40 (the bit tested) with the displacement, 0 in
+            # the proof's layout and 31 with the part linked before the function.
+            direct = m in _A64_BRANCH_TYPES.get(f.rtype, ()) or (f.rtype == 280 and m.startswith("b."))
         lands = self.blob.base + f.target + (4 if self.blob.arch == "x86_64" else 0)
         if direct and insn.imms[-1] == lands and insn.addr + insn.size - 4 <= self.blob.base + f.at:
             return None

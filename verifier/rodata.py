@@ -98,13 +98,13 @@ class Fixup:
 
 
 def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entry: int = 0,
-           place: tuple[int, int] = (1, 0), pieces: tuple[int, tuple] = (0, ())) -> str:
+           place: tuple[int, int] = (1, 0), span: int = 0, parts: Sequence[tuple[int, int]] = ()) -> str:
     """sha256 of the whole unit: the code's bytes as the object holds them, where in them the
     function starts, each region's bytes, alignment and code links, each fixup linking the
     code to them (what `link` needs, nothing else), and which of the code's bytes lie together
-    when linked (`pieces`: the span and the parts in other sections, verifier/pieces.py): the
-    same bytes cut into other pieces are another program, since an unrelocated jump may cross
-    from one byte to the next only within a piece."""
+    when linked (`span` and `parts`: the function's own span and its parts in other sections,
+    verifier/pieces.py): the same bytes cut into other pieces are another program, since an
+    unrelocated jump may cross from one byte to the next only within a piece."""
     h = hashlib.sha256(b"nverify unit v1\0")
     h.update(len(code).to_bytes(8, "little") + code + entry.to_bytes(8, "little"))
     for r in regions:
@@ -116,9 +116,10 @@ def digest(code: bytes, regions: Sequence[RoData], fixups: Sequence[Fixup], entr
         h.update(b"".join(v.to_bytes(8, "little", signed=True) for v in (f.at, f.rtype, f.region, f.target)))
     if place != (1, 0):     # the alignment the proof assumed of the code (Blob.place)
         h.update(b"place" + b"".join(v.to_bytes(8, "little") for v in place))
-    span, parts = pieces
-    if parts:
-        h.update(b"pieces" + b"".join(v.to_bytes(8, "little") for v in (span, *(x for p in parts for x in p))))
+    if parts:               # which bytes lie together once linked (verifier/pieces.py): the same code
+        # with the function's span one byte longer (a jcc's rel8 in it, not in the padding) is
+        # another unit
+        h.update(b"parts" + b"".join(v.to_bytes(8, "little") for v in (span, *(x for p in parts for x in p))))
     return h.hexdigest()
 
 

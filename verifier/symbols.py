@@ -46,6 +46,10 @@ class Section:
     align: int = 1
     piece: int = 0
     grouped: bool = True      # in a COMDAT group (another object's copy may be linked instead)
+    # ELF: code the linker places as any other (elfload._plain_code): a part of a function may lie
+    # only there (verifier/pieces.py). Not `.init` (run at start), `.gnu.warning` (dropped), a
+    # merging section (cut into entities, duplicates dropped), ...
+    plain_code: bool = False
 
     @property
     def end(self) -> int:
@@ -99,6 +103,11 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     ext = extent(path, obj, sym)
     sec = ext.section
     lo, hi, callees = _with_callees(path, obj, ext) if obj.relocatable else (ext.start, ext.end, [])
+    if obj.fmt == "elf" and obj.relocatable and sec.piece:
+        # SHF_MERGE: ld, gold and lld cut the section into entities of its entry size and keep one
+        # of each value (two equal instructions of f became one)
+        raise UnsupportedError(f"{path}: {obj.display(sym.name)} lies in {sec.name}, a merging section (SHF_MERGE): "
+                               "the linker drops its duplicate entities, so its bytes are not the linked ones")
     code = sec.content[lo - sec.start: hi - sec.start]
     if len(code) != hi - lo:
         raise BlobError(f"{path}: symbol {sym.name!r} extends past its section: truncated file?")
@@ -145,6 +154,11 @@ def _with_parts(path: str, fn: str, obj: ObjectFile, space: int, lo: int, hi: in
             if f.section is s and is_function(f):
                 e = extent(path, obj, f)
                 if e.start <= off < e.end:
+                    if e.end > s.end:
+                        # as for the function itself (unit): past the section's end lies, once
+                        # linked, whatever the linker puts next, not what the layout puts there
+                        raise UnsupportedError(f"{path}: {fn}'s part {obj.display(f.name)} extends past the "
+                                               f"end of its section {s.name}")
                     return e.start, e.end, obj.display(f.name)
         return None
 
