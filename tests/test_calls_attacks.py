@@ -135,7 +135,7 @@ def test_the_digest_covers_where_the_functions_span_ends(tmp_path, capsys):
     assert result.to_json()["verdict"] == "proven"
     attest.keygen(str(tmp_path / "k"))
     emit(str(tmp_path / "att"), result.code, result.to_json(), result.spec_text,
-         attest.load_private_key(str(tmp_path / "k.key")))
+         attest.load_private_key(str(tmp_path / "k.key")), unit=result.unit)
     att = next((tmp_path / "att").glob("*.intoto.json"))
     (tmp_path / "nverify.toml").write_text(
         f'[gate]\nkey = "k.pub"\n\n[[blob]]\npath = "{a.name}"\nspec = "{spec}"\nsymbol = "f"\n'

@@ -103,11 +103,14 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     ext = extent(path, obj, sym)
     sec = ext.section
     lo, hi, callees = _with_callees(path, obj, ext) if obj.relocatable else (ext.start, ext.end, [])
-    if obj.fmt == "elf" and obj.relocatable and sec.piece:
-        # SHF_MERGE: ld, gold and lld cut the section into entities of its entry size and keep one
-        # of each value (two equal instructions of f became one)
-        raise UnsupportedError(f"{path}: {obj.display(sym.name)} lies in {sec.name}, a merging section (SHF_MERGE): "
-                               "the linker drops its duplicate entities, so its bytes are not the linked ones")
+    if obj.fmt == "elf" and obj.relocatable and not sec.plain_code:
+        # As for a part (elfload._plain_code): SHF_MERGE code is cut into entities of its entry size
+        # and one of each value kept (two equal instructions of f became one); ld runs `.init` code
+        # inside _init at start; a COMDAT group's copy from another object may be linked instead.
+        why = ("a merging section (SHF_MERGE): the linker drops its duplicate entities" if sec.piece else
+               "which the linker does not place as plain code (.text or .text.*, ungrouped, not merged)")
+        raise UnsupportedError(f"{path}: {obj.display(sym.name)} lies in {sec.name}, {why}, so its bytes are not "
+                               "known to be the linked ones")
     code = sec.content[lo - sec.start: hi - sec.start]
     if len(code) != hi - lo:
         raise BlobError(f"{path}: symbol {sym.name!r} extends past its section: truncated file?")
