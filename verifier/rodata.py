@@ -134,10 +134,17 @@ def collect(path: str, fn: str, arch: str, code: bytes, relocations: list[Reloc]
         assert r.addend is not None
         target = sym_off + r.addend
         start, size = 0, len(sec.content)
+        if sec.piece or sec.atom:
+            where = target + (_pc_adjust(path, fn, arch, code, r.at - lo) if r.rtype == X86_PC32 else 0)
+        if sec.atom and not 0 <= where < size:
+            # A Mach-O atom (verifier/macho_relocs.py): the linker places it apart from the rest of
+            # its section, so what lies past it is not known
+            raise UnsupportedError(f"{path}: {fn} reads {r.target} at +{where:#x} from the start of {sec.name}, "
+                                   f"outside it ({size} bytes): the linker places that atom apart from the "
+                                   "rest of its section")
         if sec.piece:
             # One entity of a constant-merging section: the linker may deduplicate each entity
             # apart, so only the one the reference lands in is known to follow it.
-            where = target + (_pc_adjust(path, fn, arch, code, r.at - lo) if r.rtype == X86_PC32 else 0)
             start, size = where - where % sec.piece, sec.piece
             # Which entity the linker keeps the reference to is not where the operand points: ld
             # and lld place the entity holding the symbol's own value (a section symbol: its value

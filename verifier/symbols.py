@@ -46,6 +46,9 @@ class Section:
     align: int = 1
     piece: int = 0
     grouped: bool = True      # in a COMDAT group (another object's copy may be linked instead)
+    # One atom of a Mach-O section (verifier/macho_relocs.py), which the linker may place apart
+    # from the rest of it: a reference whose operand leaves it is refused (rodata.collect).
+    atom: bool = False
 
     @property
     def end(self) -> int:
@@ -98,7 +101,9 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     sym = resolve(path, obj, names, explicit)
     ext = extent(path, obj, sym)
     sec = ext.section
-    lo, hi, callees = _with_callees(path, obj, ext) if obj.relocatable else (ext.start, ext.end, [])
+    # Mach-O's linker moves each symbol's atom on its own: a callee there need not stay in reach
+    alone = not obj.relocatable or obj.all_symbols_bound
+    lo, hi, callees = (ext.start, ext.end, []) if alone else _with_callees(path, obj, ext)
     code = sec.content[lo - sec.start: hi - sec.start]
     if len(code) != hi - lo:
         raise BlobError(f"{path}: symbol {sym.name!r} extends past its section: truncated file?")
