@@ -334,3 +334,46 @@ def test_an_unrelocated_call_to_another_atom_is_never_followed(tmp_path):
     src = ".text\n.globl _one\n_one:\n.byte 0xe8, 0x01, 0, 0, 0\nret\n_helper:\nmov eax, 1\nret\n"
     out = prove(str(_asm(tmp_path, "x86_64", src, "call")), _spec(tmp_path, "one", ONE_SPEC)).to_json()
     assert out["verdict"] != "proven", out
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_two_atoms_are_not_known_adjacent(tmp_path, arch):
+    """_b follows _a in the object, but the linker moves each atom on its own: `&_b - &_a == 16`
+    never proves."""
+    code = {"x86_64": "lea rax, [rip + _a]\nlea rcx, [rip + _b]\nsub rcx, rax\nxor eax, eax\ncmp rcx, 16\nsete al\n",
+            "aarch64": "adrp x1, _a@PAGE\nadd x1, x1, _a@PAGEOFF\nadrp x2, _b@PAGE\nadd x2, x2, _b@PAGEOFF\n"
+                       "sub x2, x2, x1\ncmp x2, #16\ncset w0, eq\n"}[arch]
+    src = (f".text\n.globl _one\n_one:\n{code}ret\n.section __TEXT,__const\n.p2align 4\n_a:\n.long 1, 2, 3, 4\n"
+           "_b:\n.long 5, 6, 7, 8\n.subsections_via_symbols\n")
+    obj = _asm(tmp_path, arch, src, "adjacent")
+    assert len(load(obj, symbol="one").rodata) == 2
+    out = prove(str(obj), _spec(tmp_path, "one", ONE_SPEC)).to_json()
+    assert out["verdict"] != "proven", out
+
+
+def test_a_weak_data_symbol_is_refused(tmp_path):
+    src = (".text\n.globl _one\n_one:\nmov eax, dword ptr [rip + _w]\nret\n.section __TEXT,__const\n.p2align 4\n"
+           ".globl _w\n.weak_definition _w\n_w:\n.long 1, 1, 1, 1\n")
+    with pytest.raises(UnsupportedError, match=r"needs a relocation at \+0x2 \(to _w\).*_w is in __TEXT,__const, "
+                                               "which holds a weak definition"):
+        load(_asm(tmp_path, "x86_64", src, "weakdef"), symbol="one")
+
+
+def test_data_whose_address_another_section_claims_is_refused(tmp_path):
+    """A damaged object whose __const lies at addresses of __text too: lld finds an atom by section
+    and offset, ld64 by address, and they would disagree."""
+    import lief
+
+    obj = _cc(tmp_path, "x86_64", P22_TABLE, ["-O2"], "p22")
+    assert load(obj, symbol="p22").rodata
+    data = bytearray(obj.read_bytes())
+    header = data.find(b"__const".ljust(16, b"\0") + b"__TEXT".ljust(16, b"\0"))
+    old = struct.unpack_from("<Q", data, header + 32)[0]
+    struct.pack_into("<Q", data, header + 32, 0x20)                 # inside __text [0, 0x29)
+    symtab = lief.MachO.parse(str(obj)).at(0).symbol_command
+    for at in range(symtab.symbol_offset, symtab.symbol_offset + 16 * symtab.numberof_symbols, 16):
+        if struct.unpack_from("<BBHQ", data, at + 4)[1:] == (2, 0, old):
+            struct.pack_into("<Q", data, at + 8, 0x20)
+    obj.write_bytes(bytes(data))
+    with pytest.raises(UnsupportedError, match="or also in another section"):
+        load(obj, symbol="p22")

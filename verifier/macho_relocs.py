@@ -143,6 +143,7 @@ class _Atoms:
 
     def __init__(self, sections: list[symbols.Section], table: list[SymbolInfo], pieces: dict[int, int],
                  spans: list[tuple[int, int, int]]):
+        self.sections = sections
         self.cuts: dict[int, list[int]] = {}
         self.weak: set[int] = set()
         self.made: dict[tuple[int, int], symbols.Section] = {}
@@ -167,9 +168,11 @@ class _Atoms:
             self.held.setdefault(key, []).append((lo, hi))
 
     def of(self, sec: symbols.Section, at: int) -> symbols.Section | None:
-        """The atom of `sec` holding the object address `at`, None when no atom of it does."""
+        """The atom of `sec` holding the object address `at`, None when no atom of it does, or when
+        another section claims the address too (lld finds the atom by section and offset, ld64 by
+        address: in a well-formed object they agree)."""
         cuts = self.cuts.get(sec.key)
-        if cuts is None or not sec.start <= at < sec.end:
+        if cuts is None or sum(s.start <= at < s.end for s in self.sections) != 1 or not sec.start <= at < sec.end:
             return None
         i = max(k for k, c in enumerate(cuts) if c <= at)
         lo, hi = cuts[i], cuts[i + 1]
@@ -261,7 +264,7 @@ def _extern(base: relocs.Reloc, e: _Entry, elf_type: int, info: SymbolInfo, atom
                           "namespace lookup) may be the one bound; make it static or private extern")
     atom = atoms.of(sec, sym.value)
     if atom is None:
-        return _why(base, f"{name} lies outside {sec.name}")
+        return _why(base, f"{name} lies outside {sec.name}, or also in another section")
     if atoms.relocated(sec, atom):
         return _why(base, f"{atom.name} holds a relocation itself")
     if elf_type == rodata.X86_PC32:
@@ -282,7 +285,7 @@ def _section_relative(base: relocs.Reloc, e: _Entry, elf_type: int, n: int, sec:
     at = e.sec.start + e.address + 4 + n + _field(e)    # the address the instruction computes, in the object
     atom = atoms.of(sec, at)
     if atom is None:
-        return _why(base, f"its target {at:#x} lies outside {sec.name}")
+        return _why(base, f"its target {at:#x} lies outside {sec.name}, or also in another section")
     if atoms.relocated(sec, atom):
         return _why(base, f"{atom.name} holds a relocation itself")
     to = symbols.Symbol(atom.name, atom, atom.start, 0, "local", symbols.DATA)
