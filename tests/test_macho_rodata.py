@@ -260,7 +260,7 @@ def test_a_reference_past_its_atom_is_refused(tmp_path, arch, via):
     """`_tab+16` is wherever _tab's atom ends up, plus 16: not _next, which the linker may place
     elsewhere or strip. Refused with and without .subsections_via_symbols (nverify always cuts)."""
     src = PAST[arch] + (".subsections_via_symbols\n" if via else "")
-    with pytest.raises(UnsupportedError, match=r"outside it \(16 bytes\): the linker places that atom apart"):
+    with pytest.raises(UnsupportedError, match=r"at \+0x10 through its reference to _tab, outside that atom"):
         load(_asm(tmp_path, arch, src, "past"), symbol="one")
 
 
@@ -270,7 +270,7 @@ def test_an_alt_entry_does_not_join_atoms_for_a_reference_before_it(tmp_path):
     src = (".text\n.globl _one\n_one:\nmov eax, dword ptr [rip + _mid - 8]\nret\n"
            ".section __TEXT,__const\n.p2align 4\n_tab:\n.long 1, 1\n.alt_entry _mid\n_mid:\n.long 1, 1\n"
            ".subsections_via_symbols\n")
-    with pytest.raises(UnsupportedError, match="outside it"):
+    with pytest.raises(UnsupportedError, match="outside that atom"):
         load(_asm(tmp_path, "x86_64", src, "alt"), symbol="one")
 
 
@@ -377,3 +377,24 @@ def test_data_whose_address_another_section_claims_is_refused(tmp_path):
     obj.write_bytes(bytes(data))
     with pytest.raises(UnsupportedError, match="or also in another section"):
         load(obj, symbol="p22")
+
+
+def test_a_section_relative_reference_whose_operand_leaves_the_atom_its_type_names_is_refused(tmp_path):
+    """Crafted: `cmp byte ptr [rip + X], 1` (one immediate byte after the field) carried as a
+    section-relative SIGNED_4 whose target, P + 4 + 4 + field, is _b: the linker ties it to _b's
+    atom, and the CPU reads 3 bytes before wherever that atom goes."""
+    import lief
+
+    src = (".text\n.globl _one\n_one:\ncmp byte ptr [rip + _b], 1\nsete al\nmovzx eax, al\nret\n"
+           ".section __TEXT,__const\n.p2align 4\n_a:\n.long 1, 1, 1, 1\n_b:\n.long 1, 1, 1, 1\n")
+    obj = _asm(tmp_path, "x86_64", src, "lie")
+    image = lief.MachO.parse(str(obj)).at(0)
+    b = image.get_symbol("_b").value
+    const = next(i for i, s in enumerate(image.sections) if s.name == "__const") + 1
+    text = image.get_section("__text")
+    data = bytearray(obj.read_bytes())
+    struct.pack_into("<i", data, text.offset + 2, b - 2 - 8)                 # T = P + 8 + field = _b
+    obj.write_bytes(bytes(data))
+    _patch_reloc(obj, lambda a, i: a == 2, lambda a, i: (a, (8 << 28) | (2 << 25) | (1 << 24) | const))
+    with pytest.raises(UnsupportedError, match=r"reads __TEXT,__const\+0x10 at -0x3 .*outside that atom"):
+        load(obj, symbol="one")

@@ -144,26 +144,23 @@ class _Atoms:
     def __init__(self, sections: list[symbols.Section], table: list[SymbolInfo], pieces: dict[int, int],
                  spans: list[tuple[int, int, int]]):
         self.sections = sections
-        self.cuts: dict[int, list[int]] = {}
         self.weak: set[int] = set()
         self.made: dict[tuple[int, int], symbols.Section] = {}
         self.held: dict[int, list[tuple[int, int]]] = {}     # bytes of a section relocations rewrite
+        cuts: dict[int, set[int]] = {}
         for sec in sections:
-            if not sec.rodata:
-                continue
-            cut = {sec.start, sec.end}
-            piece = pieces.get(sec.key, 0)
-            if piece:
-                cut.update(range(sec.start, sec.end, piece))
-            self.cuts[sec.key] = sorted(cut)
+            if sec.rodata:
+                piece = pieces.get(sec.key, 0)
+                cuts[sec.key] = {sec.start, sec.end, *(range(sec.start, sec.end, piece) if piece else ())}
         for info in table:
             s = info.symbol
-            if s is None or s.section is None or s.section.key not in self.cuts:
+            if s is None or s.section is None or s.section.key not in cuts:
                 continue
             if s.section.start <= s.value < s.section.end:
-                self.cuts[s.section.key] = sorted({*self.cuts[s.section.key], s.value})
+                cuts[s.section.key].add(s.value)
             if info.n_desc & N_WEAK_DEF:
                 self.weak.add(s.section.key)
+        self.cuts = {k: sorted(v) for k, v in cuts.items()}
         for key, lo, hi in spans:
             self.held.setdefault(key, []).append((lo, hi))
 

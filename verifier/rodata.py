@@ -139,9 +139,9 @@ def collect(path: str, fn: str, arch: str, code: bytes, relocations: list[Reloc]
         if sec.atom and not 0 <= where < size:
             # A Mach-O atom (verifier/macho_relocs.py): the linker places it apart from the rest of
             # its section, so what lies past it is not known
-            raise UnsupportedError(f"{path}: {fn} reads {r.target} at +{where:#x} from the start of {sec.name}, "
-                                   f"outside it ({size} bytes): the linker places that atom apart from the "
-                                   "rest of its section")
+            raise UnsupportedError(f"{path}: {fn} reads {sec.name} at {where:+#x} through its reference to "
+                                   f"{r.target}, outside that atom ({size} bytes): the linker places the atom "
+                                   "apart from the rest of its section")
         if sec.piece:
             # One entity of a constant-merging section: the linker may deduplicate each entity
             # apart, so only the one the reference lands in is known to follow it.
