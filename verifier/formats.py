@@ -138,12 +138,13 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
     code = int(lief.MachO.Section.FLAGS.PURE_INSTRUCTIONS) | int(lief.MachO.Section.FLAGS.SOME_INSTRUCTIONS)
     raw = list(binary.sections)
     # Only the __TEXT segment is mapped read-only (__DATA,__const is written by dyld's fix-ups).
+    # Read-only data (verifier/macho_relocs.py) is assumed aligned as its section says, up to a page.
     pieces = {i + 1: p for i, s in enumerate(raw) if is_obj and (p := macho_relocs.rodata_kind(
         s.segment_name, s.name, int(s.type), int(s.flags), s.size)) is not None}
     sections = [symbols.Section(i + 1, f"{s.segment_name},{s.name}", s.virtual_address,
                                 *_macho_loaded(binary, s, bool(int(s.flags) & code), is_obj),
                                 s.segment_name != "__TEXT", i + 1 in pieces,
-                                1 << min(s.alignment, 15) if i + 1 in pieces else 1)
+                                1 << min(s.alignment, 12) if i + 1 in pieces else 1)
                 for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("macho", found, relocatable=is_obj, bias=DEFAULT_BASE if is_obj else 0,
                              all_symbols_bound=True, display=lambda n: n[1:] if n.startswith("_") else n)
