@@ -21,6 +21,8 @@ Why this is sound (docs/machine-model.md, "The verified unit"):
   placeholder's page offset is not 0, so no page-relative value passes for the address itself.
 - Only the types in SUPPORTED are resolved, and each only in the instruction form it belongs to
   (symexec checks the form); every other relocation is refused as before (verifier/relocs.py).
+  Mach-O relocations arrive already read as these ELF forms when they mean exactly that, each to
+  one atom of its section (`Section.atom`, verifier/macho_relocs.py); every other keeps type -1.
 """
 
 from __future__ import annotations
