@@ -398,3 +398,33 @@ def test_a_section_relative_reference_whose_operand_leaves_the_atom_its_type_nam
     _patch_reloc(obj, lambda a, i: a == 2, lambda a, i: (a, (8 << 28) | (2 << 25) | (1 << 24) | const))
     with pytest.raises(UnsupportedError, match=r"reads __TEXT,__const\+0x10 at -0x3 .*outside that atom"):
         load(obj, symbol="one")
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_no_raw_mach_o_type_passes_for_an_elf_one(tmp_path, arch):
+    """X86_64_RELOC_BRANCH is 2, R_X86_64_PC32's number; GOT_LOAD 3, ... Every Mach-O entry that is
+    not normalised keeps type -1, and every normalised one names an atom of read-only data."""
+    import lief
+
+    from verifier import formats
+
+    src = ("#include <stdint.h>\nextern int g; int h(int);\nstatic const uint8_t t[4] = {1, 2, 3, 4};\n"
+           "int one(int x) { return h(x) + g + t[x & 3]; }\n")
+    obj = _cc(tmp_path, arch, src, ["-O2"], "mixed", hints=True)
+    data = obj.read_bytes()
+    table = formats._macho_file(str(obj), data, lief.MachO.parse(str(obj)).at(0), arch).relocations
+    assert any(r.rtype != -1 for r in table) and any(r.rtype == -1 for r in table), table
+    for r in table:
+        assert r.rtype == -1 or (r.to.section.atom and r.rtype in rodata.SUPPORTED[arch]), r
+
+
+def test_emit_writes_an_object_with_the_same_unit(tmp_path):
+    """A proven Mach-O unit is emitted as the ELF object nverify writes for any unit with data: it
+    loads as the same unit (same digest) and proves again."""
+    from .build import emit_signed
+
+    obj = _cc(tmp_path, "x86_64", P22_TABLE, ["-O2"], "p22")
+    out = emit_signed(tmp_path, obj, "p22")
+    again = load(out / "p22.o", symbol="p22")
+    assert again.fmt == "elf" and again.sha256 == load(obj, symbol="p22").sha256
+    assert prove(str(out / "p22.o"), "p22").verdict.value == 0
