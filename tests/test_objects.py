@@ -143,7 +143,7 @@ def test_relocations_carry_their_target_for_resolving(tmp_path, arch):
 def test_macho_and_coff_relocation_targets_are_never_empty(tmp_path, fmt, arch):
     from .build import clang_object
 
-    # writable data: read-only data of the object is part of the unit (tests/test_coff_rodata.py)
+    # writable data: read-only data of the object is part of the unit (test_coff_rodata, test_macho_rodata)
     written = TABLE.replace("static const", "static") + "void put(int32_t i) { tab[i & 7] = i; }\n"
     obj = clang_object(tmp_path, fmt, arch, written, name="table")
     with pytest.raises(UnsupportedError) as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from . import relocs, rodata, symbols
+from . import macho_relocs, relocs, rodata, symbols
 from .arch import canonical_arch
 from .blob import DEFAULT_BASE, Blob, text
 from .errors import BlobError, UnsupportedError, UsageError
@@ -62,7 +62,6 @@ def _common(path: str, base: int | None, symbol: str | None) -> str:
 
 N_STAB, N_TYPE, N_EXT, N_SECT, N_UNDF, N_WEAK_DEF = 0xE0, 0x0E, 0x01, 0x0E, 0x00, 0x0080
 VM_PROT_EXECUTE = 0x4
-_MACHO_RELOC = struct.Struct("<iI")
 
 
 def load_macho(path: str, data: bytes, arch: str | None, base: int | None, symbol: str | None,
@@ -140,17 +139,21 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
     code = int(lief.MachO.Section.FLAGS.PURE_INSTRUCTIONS) | int(lief.MachO.Section.FLAGS.SOME_INSTRUCTIONS)
     raw = list(binary.sections)
     # Only the __TEXT segment is mapped read-only (__DATA,__const is written by dyld's fix-ups).
+    # Read-only data (verifier/macho_relocs.py) is assumed aligned as its section says, up to a page.
+    pieces = {i + 1: p for i, s in enumerate(raw) if is_obj and (p := macho_relocs.rodata_kind(
+        s.segment_name, s.name, int(s.type), int(s.flags), s.size)) is not None}
     sections = [symbols.Section(i + 1, f"{s.segment_name},{s.name}", s.virtual_address,
                                 *_macho_loaded(binary, s, bool(int(s.flags) & code), is_obj),
-                                s.segment_name != "__TEXT")
+                                s.segment_name != "__TEXT", i + 1 in pieces,
+                                1 << min(s.alignment, 12) if i + 1 in pieces else 1)
                 for i, s in enumerate(raw)]
     obj = symbols.ObjectFile("macho", found, relocatable=is_obj, bias=DEFAULT_BASE if is_obj else 0,
                              all_symbols_bound=True, display=lambda n: n[1:] if n.startswith("_") else n)
-    by_index: list[symbols.Symbol | None] = []      # the symbol table, in order, for relocations
+    by_index: list[macho_relocs.SymbolInfo] = []      # the symbol table, in order, for relocations
     for s in binary.symbols:
-        by_index.append(None)
         t = s.raw_type
         if t & N_STAB:
+            by_index.append(macho_relocs.SymbolInfo(None, t, s.description))
             continue
         where = t & N_TYPE
         section = sections[s.numberof_sections - 1] if where == N_SECT and 0 < s.numberof_sections <= len(
@@ -161,46 +164,19 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
             section = next((x for x in sections if x.start <= s.value < x.end), None)
             bind, defined = "global", True
         sym = symbols.Symbol(text(s.name), section, s.value, 0, bind, symbols.NOTYPE, defined)
-        by_index[-1] = sym
+        by_index.append(macho_relocs.SymbolInfo(sym, t, s.description))
         obj.symbols.append(sym)
     if binary.has_function_starts:
         seg = binary.get_segment("__TEXT")
         obj.bounds += [seg.virtual_address + f for f in binary.function_starts.functions] if seg else []
     if is_obj:
-        obj.relocations = _macho_object_relocs(path, data, binary, found, raw, sections, by_index)
+        obj.relocations = macho_relocs.read(path, data, binary.fat_offset, found, sections, raw, by_index, pieces)
     else:
         for r in binary.relocations:    # dyld's rebases and binds, at virtual addresses
             to = text(r.symbol.name) if r.has_symbol and r.symbol is not None else "the image base"
             obj.relocations.append(relocs.Reloc(None, r.address, f"dyld {type(r).__name__}", 0,
                                                 r.size // 8 or relocs.UNKNOWN_REACH, to))
     return obj
-
-
-def _macho_object_relocs(path: str, data: bytes, binary: Any, found: str, raw: list, sections: list,
-                         by_index: list[symbols.Symbol | None]) -> list[relocs.Reloc]:
-    """An object's relocation entries, read from the file: LIEF names no target section."""
-    out = []
-    for sec, s in zip(sections, raw, strict=True):
-        at = binary.fat_offset + s.relocation_offset
-        table = data[at: at + _MACHO_RELOC.size * s.numberof_relocations]
-        if len(table) != _MACHO_RELOC.size * s.numberof_relocations:
-            raise BlobError(f"{path}: the relocations of {sec.name} lie past the end of the file: truncated file?")
-        for address, info in _MACHO_RELOC.iter_unpack(table):
-            if address < 0:                 # a scattered relocation (not used on x86-64 or arm64)
-                kind, pre, width = relocs.macho(found, 99, 0)
-                out.append(relocs.Reloc(sec.key, sec.start + (address & 0xFFFFFF), kind, pre, width,
-                                        "an address"))
-                continue
-            n, length, extern, rtype = info & 0xFFFFFF, (info >> 25) & 3, (info >> 27) & 1, info >> 28
-            kind, pre, width = relocs.macho(found, rtype, length)
-            if extern:
-                dest: Any = by_index[n] if n < len(by_index) else None
-                to = relocs.target(dest.name if dest is not None else f"symbol #{n}", None)
-            else:
-                dest = sections[n - 1] if 0 < n <= len(sections) else None
-                to = relocs.target(None, dest.name if dest is not None else f"section #{n}")
-            out.append(relocs.Reloc(sec.key, sec.start + address, kind, pre, width, to, rtype, None, dest))
-    return out
 
 
 # --- PE images and COFF objects ----------------------------------------------------------------

@@ -78,6 +78,7 @@ class Reloc:
     rtype: int = -1
     addend: int | None = None
     to: Any = None
+    why: str = ""       # why a relocation that looks resolvable is not (verifier/macho_relocs.py)
 
     def reaches(self, lo: int, hi: int) -> bool:
         return self.at - self.pre < hi and lo < self.at + self.width
@@ -146,8 +147,13 @@ def check_relocations(path: str, fn: str, relocs: list[Reloc], space: int | None
         return f"+{v:#x}" if v >= 0 else f"-{-v:#x}"
 
     more = f" ({len(hits) - 1} more after it)" if len(hits) > 1 else ""
+    if r.why:
+        raise UnsupportedError(
+            f"{path}: {fn} needs a relocation at {rel(r.at - lo)} (to {r.target}) that nverify does not resolve, "
+            f"{r.kind}{more}: {r.why}")
     raise UnsupportedError(
         f"{path}: {fn} needs a relocation at {rel(r.at - lo)} (to {r.target}): {r.kind} rewrites its bytes "
         f"{rel(first)}..{rel(last)} when it is linked{more}, so the verified bytes would not be the linked "
-        "ones; nverify takes in read-only data of the same object (ELF .rodata*, COFF .rdata) and static "
-        "helpers of the same ELF object, but not calls out of it or writable data")
+        "ones; nverify takes in read-only data of the same object (ELF .rodata*, COFF .rdata, Mach-O "
+        "__TEXT,__const and literals) and static helpers of the same ELF object, but not calls out of it or "
+        "writable data")

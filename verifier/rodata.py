@@ -21,6 +21,8 @@ Why this is sound (docs/machine-model.md, "The verified unit"):
   placeholder's page offset is not 0, so no page-relative value passes for the address itself.
 - Only the types in SUPPORTED are resolved, and each only in the instruction form it belongs to
   (symexec checks the form); every other relocation is refused as before (verifier/relocs.py).
+  Mach-O relocations arrive already read as these ELF forms when they mean exactly that, each to
+  one atom of its section (`Section.atom`, verifier/macho_relocs.py); every other keeps type -1.
 """
 
 from __future__ import annotations
@@ -141,10 +143,17 @@ def collect(path: str, fn: str, arch: str, code: bytes, relocations: list[Reloc]
         assert r.addend is not None
         target = sym_off + r.addend
         start, size = 0, len(sec.content)
+        if sec.piece or sec.atom:
+            where = target + (_pc_adjust(path, fn, arch, code, r.at - lo) if r.rtype == X86_PC32 else 0)
+        if sec.atom and not 0 <= where < size:
+            # A Mach-O atom (verifier/macho_relocs.py): the linker places it apart from the rest of
+            # its section, so what lies past it is not known
+            raise UnsupportedError(f"{path}: {fn} reads {sec.name} at {where:+#x} through its reference to "
+                                   f"{r.target}, outside that atom ({size} bytes): the linker places the atom "
+                                   "apart from the rest of its section")
         if sec.piece:
             # One entity of a constant-merging section: the linker may deduplicate each entity
             # apart, so only the one the reference lands in is known to follow it.
-            where = target + (_pc_adjust(path, fn, arch, code, r.at - lo) if r.rtype == X86_PC32 else 0)
             start, size = where - where % sec.piece, sec.piece
             # Which entity the linker keeps the reference to is not where the operand points: ld
             # and lld place the entity holding the symbol's own value (a section symbol: its value

@@ -50,6 +50,9 @@ class Section:
     # only there (verifier/pieces.py). Not `.init` (run at start), `.gnu.warning` (dropped), a
     # merging section (cut into entities, duplicates dropped), ...
     plain_code: bool = False
+    # One atom of a Mach-O section (verifier/macho_relocs.py), which the linker may place apart
+    # from the rest of it: a reference whose operand leaves it is refused (rodata.collect).
+    atom: bool = False
 
     @property
     def end(self) -> int:
@@ -102,7 +105,9 @@ def unit(path: str, obj: ObjectFile, names: list[str], explicit: bool) -> Blob:
     sym = resolve(path, obj, names, explicit)
     ext = extent(path, obj, sym)
     sec = ext.section
-    lo, hi, callees = _with_callees(path, obj, ext) if obj.relocatable else (ext.start, ext.end, [])
+    # Mach-O's linker moves each symbol's atom on its own: a callee there need not stay in reach
+    alone = not obj.relocatable or obj.all_symbols_bound
+    lo, hi, callees = (ext.start, ext.end, []) if alone else _with_callees(path, obj, ext)
     if obj.fmt == "elf" and obj.relocatable and not sec.plain_code:
         # As for a part (elfload._plain_code): SHF_MERGE code is cut into entities of its entry size
         # and one of each value kept (two equal instructions of f became one); ld runs `.init` code
