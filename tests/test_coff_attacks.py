@@ -1,4 +1,4 @@
-"""Adversarial COFF objects against read-only data in the verified unit (formats._coff_file,
+"""Adversarial COFF objects against read-only data in the verified unit (coff.object_file,
 _coff_rodata, _coff_align, coff_as_elf): each object is built here from assembly (some byte-patched,
 with comments), linked by lld-link into a DLL, and the DLL's functions are run (unicorn, with each
 PE section mapped with the permissions its header gives, as the Windows loader maps it). Each test

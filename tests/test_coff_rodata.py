@@ -1,6 +1,6 @@
 """Read-only data of PE/COFF objects in the verified unit (issue 18): a function reading its `.rdata`
 proves, with each COFF relocation taken as the ELF type whose arithmetic it shares and its addend
-read from the field (formats.coff_as_elf). What makes that sound is that the arithmetic is the
+read from the field (coff.coff_as_elf). What makes that sound is that the arithmetic is the
 linker's: every form is linked here by lld-link and compared byte for byte with `rodata.link`."""
 
 from __future__ import annotations
