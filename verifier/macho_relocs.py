@@ -264,6 +264,12 @@ def _extern(base: relocs.Reloc, e: _Entry, elf_type: int, info: SymbolInfo, atom
         return _why(base, f"{name} lies outside {sec.name}, or also in another section")
     if atoms.relocated(sec, atom):
         return _why(base, f"{atom.name} holds a relocation itself")
+    size = 1 << rodata.A64_LDST_SCALE.get(elf_type, 0)
+    if atom.align < size:
+        # lld writes a scaled page offset as (address & 0xfff) >> scale without checking the low
+        # bits: an atom it places misaligned is read at the address rounded down
+        return _why(base, f"{atom.name} is known aligned only to {atom.align} bytes, and the {size}-byte "
+                          "access scales its page offset: the linker may place it misaligned and truncate it")
     if elf_type == rodata.X86_PC32:
         addend = _field(e) - 4
     else:
