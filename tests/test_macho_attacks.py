@@ -6,12 +6,14 @@ nverify does not prove it."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from verifier import prove
 from verifier.errors import BlobError, UnsupportedError
 
-from .build import clang_asm, have_llvm, link_image
+from .build import clang_asm, have_llvm, link_image, llvm_tool
 
 pytestmark = pytest.mark.skipif(not have_llvm(), reason="needs clang and lld (Debian: clang lld llvm)")
 
@@ -44,9 +46,9 @@ def _run(dylib, arch: str, fn: str = "_f", x: int = 0) -> int | str:
     mu = uc.Uc(*mode)
     base = 0x100000000      # the dylib slid here, as dyld may; every read here is pc-relative
     for seg in image.segments:
-        if seg.name == "__PAGEZERO" or not seg.virtual_size:
+        if seg.name != "__TEXT":          # the code and its read-only data
             continue
-        size = -(-seg.virtual_size // 0x4000) * 0x4000
+        size = -(-seg.virtual_size // 0x1000) * 0x1000
         mu.mem_map(base + seg.virtual_address, size, uc.UC_PROT_ALL)
         content = bytes(seg.content)[:size]
         if content:
@@ -74,8 +76,15 @@ def _run(dylib, arch: str, fn: str = "_f", x: int = 0) -> int | str:
     return mu.reg_read(ret) & 0xFFFFFFFF
 
 
-def _link(tmp_path, arch: str, obj):
-    return link_image(tmp_path, "macho", arch, obj, [])
+def _link(tmp_path, arch: str, obj, *flags: str):
+    """ld64.lld -dylib, with `flags`."""
+    if not flags:
+        return link_image(tmp_path, "macho", arch, obj, [])
+    out = obj.with_suffix(".dylib")
+    subprocess.run([llvm_tool("ld64.lld"), "-arch", "x86_64" if arch == "x86_64" else "arm64", "-dylib",
+                    "-platform_version", "macos", "11.0", "11.0", *flags, "-o", str(out), str(obj)],
+                   check=True, capture_output=True)
+    return out
 
 
 # --- 1. a PAGEOFF12 load from an atom the linker places misaligned -----------------------------
@@ -100,3 +109,24 @@ def test_a_scaled_pageoff12_load_from_an_atom_aligned_less_than_its_size(tmp_pat
     obj = clang_asm(tmp_path, "macho", "aarch64", MISALIGNED, "misaligned")
     assert _run(_link(tmp_path, "aarch64", obj), "aarch64") == 0x755      # not 7
     assert _verdict(obj, _spec(tmp_path, "f", 7)) != "proven"
+
+
+# --- 2. a literal entry aligned as its section claims, which literal deduplication does not keep --
+
+LITERAL_PAGE = (".text\n.globl _f\n_f:\nlea rax, [rip + Lk]\nand eax, 0xfff\nadd eax, edi\nret\n"
+                ".section __TEXT,__literal16,16byte_literals\n.p2align 12\nLk:\n.long 1, 2, 3, 4\n"
+                ".subsections_via_symbols\n")
+
+
+def test_a_literal_entry_is_aligned_only_to_its_size(tmp_path):
+    """The __literal16 section claims 4096-byte alignment; nverify makes its entry at offset 0 an
+    atom aligned so (macho_relocs._Atoms.of: the section's alignment, capped at a page) and proves
+    that `(address of Lk) & 0xfff` is 0, so f(x) == x. A deduplicating linker does not keep literal
+    sections: lld (--deduplicate-literals, implied by --icf=safe/all) pools every 4/8/16-byte
+    literal of every object into one `__literals` section (WordLiteralSection, aligned 16) and
+    places each entry only at a multiple of its size, and ld64 coalesces literal atoms across
+    objects too. A literal entry is known aligned only to its size."""
+    obj = clang_asm(tmp_path, "macho", "x86_64", LITERAL_PAGE, "literalpage")
+    got = _run(_link(tmp_path, "x86_64", obj, "--deduplicate-literals"), "x86_64")
+    assert got not in (0, "fault"), got                       # the entry is not page-aligned
+    assert _verdict(obj, _spec(tmp_path, "f", 0)) != "proven"
