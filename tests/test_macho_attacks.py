@@ -130,3 +130,26 @@ def test_a_literal_entry_is_aligned_only_to_its_size(tmp_path):
     got = _run(_link(tmp_path, "x86_64", obj, "--deduplicate-literals"), "x86_64")
     assert got not in (0, "fault"), got                       # the entry is not page-aligned
     assert _verdict(obj, _spec(tmp_path, "f", 0)) != "proven"
+
+
+# --- 3. section bytes LIEF reads from elsewhere than the section's file offset ----------------
+
+OFFSET = (".text\n.globl _f\n_f:\nmov eax, dword ptr [rip + _tab]\nadd eax, edi\nret\n"
+          ".section __TEXT,__const\n.p2align 2\n_tab:\n.long 7\n.subsections_via_symbols\n")
+
+
+def test_section_bytes_are_the_ones_at_the_sections_file_offset(tmp_path):
+    """Patched: __const's header offset is set to 8, inside the Mach-O header (the cpusubtype field,
+    3 for x86_64 ALL). ld64 and lld copy an object's section from its own file offset, so _tab links
+    as 3; LIEF (its segment mapping, `Section size exceeds segment size`) still hands nverify the
+    old bytes, 7, and nverify proves f(x) == x + 7 while the linked f returns x + 3."""
+    import struct
+
+    obj = clang_asm(tmp_path, "macho", "x86_64", OFFSET, "offset")
+    data = bytearray(obj.read_bytes())
+    header = data.find(b"__const".ljust(16, b"\0") + b"__TEXT".ljust(16, b"\0"))
+    struct.pack_into("<I", data, header + 48, 8)            # section_64.offset
+    assert data[8:12] == (3).to_bytes(4, "little")
+    obj.write_bytes(bytes(data))
+    assert _run(_link(tmp_path, "x86_64", obj), "x86_64") == 3       # not 7
+    assert _verdict(obj, _spec(tmp_path, "f", 7)) != "proven"
