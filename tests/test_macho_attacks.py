@@ -53,8 +53,9 @@ def _run(dylib, arch: str, fn: str = "_f", x: int = 0) -> int | str:
         content = bytes(seg.content)[:size]
         if content:
             mu.mem_write(base + seg.virtual_address, content)
-        prot = ((uc.UC_PROT_READ if seg.init_protection & 1 else 0) | (uc.UC_PROT_WRITE if seg.init_protection & 2 else 0)
-                | (uc.UC_PROT_EXEC if seg.init_protection & 4 else 0))
+        p = seg.init_protection
+        prot = ((uc.UC_PROT_READ if p & 1 else 0) | (uc.UC_PROT_WRITE if p & 2 else 0)
+                | (uc.UC_PROT_EXEC if p & 4 else 0))
         mu.mem_protect(base + seg.virtual_address, size, prot)
     stack, done = 0x7F0000000000, 0x7E0000000000
     mu.mem_map(stack - 0x10000, 0x10000, uc.UC_PROT_READ | uc.UC_PROT_WRITE)
