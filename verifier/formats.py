@@ -60,6 +60,7 @@ def _common(path: str, base: int | None, symbol: str | None) -> str:
 
 N_STAB, N_TYPE, N_EXT, N_SECT, N_UNDF, N_WEAK_DEF = 0xE0, 0x0E, 0x01, 0x0E, 0x00, 0x0080
 VM_PROT_EXECUTE = 0x4
+MACHO_ZEROFILL = (0x1, 0xC, 0x12)       # S_ZEROFILL, S_GB_ZEROFILL, S_THREAD_LOCAL_ZEROFILL: no file bytes
 
 
 def load_macho(path: str, data: bytes, arch: str | None, base: int | None, symbol: str | None,
@@ -108,7 +109,7 @@ def _slice(path: str, fat: Any, arch: str | None) -> tuple[str, Any]:
     return want, chosen[0]
 
 
-def _macho_loaded(binary: Any, s: Any, code: bool, is_obj: bool) -> tuple[bytes, bool]:
+def _macho_loaded(data: bytes, binary: Any, s: Any, code: bool, is_obj: bool) -> tuple[bytes, bool]:
     """A Mach-O section's bytes and whether they are code that can run. ld64 copies an object's
     sections by their own offset, but dyld maps an image's segments (fileoff, vmaddr, initprot) and
     never reads a section's offset: a section header pointing at other bytes of the file (a decoy)
@@ -119,7 +120,12 @@ def _macho_loaded(binary: Any, s: Any, code: bool, is_obj: bool) -> tuple[bytes,
         # ld64 places each section in the output segment its segname names, with that segment's
         # protection: pure_instructions in __DATA links into a non-executable segment, and a call
         # faults. Of the segments ld64 makes by default only __TEXT is executable.
-        return bytes(s.content)[:s.size], code and s.segment_name == "__TEXT"
+        # The bytes are read at the section's own file offset, as both linkers read them: LIEF
+        # reads through its segment and may hand back other bytes (tests/test_macho_attacks.py).
+        if int(s.type) in MACHO_ZEROFILL:
+            return bytes(s.size), code and s.segment_name == "__TEXT"
+        at = binary.fat_offset + s.offset
+        return bytes(data[at:at + s.size]), code and s.segment_name == "__TEXT"
     if not code:
         return bytes(s.content)[:s.size], False
     for g in binary.segments:
@@ -141,7 +147,7 @@ def _macho_file(path: str, data: bytes, binary: Any, found: str) -> symbols.Obje
     pieces = {i + 1: p for i, s in enumerate(raw) if is_obj and (p := macho_relocs.rodata_kind(
         s.segment_name, s.name, int(s.type), int(s.flags), s.size)) is not None}
     sections = [symbols.Section(i + 1, f"{s.segment_name},{s.name}", s.virtual_address,
-                                *_macho_loaded(binary, s, bool(int(s.flags) & code), is_obj),
+                                *_macho_loaded(data, binary, s, bool(int(s.flags) & code), is_obj),
                                 s.segment_name != "__TEXT", i + 1 in pieces,
                                 1 << min(s.alignment, 12) if i + 1 in pieces else 1)
                 for i, s in enumerate(raw)]

@@ -144,6 +144,7 @@ class _Atoms:
     def __init__(self, sections: list[symbols.Section], table: list[SymbolInfo], pieces: dict[int, int],
                  spans: list[tuple[int, int, int]]):
         self.sections = sections
+        self.pieces = pieces
         self.weak: set[int] = set()
         self.made: dict[tuple[int, int], symbols.Section] = {}
         self.held: dict[int, list[tuple[int, int]]] = {}     # bytes of a section relocations rewrite
@@ -176,6 +177,10 @@ class _Atoms:
         made = self.made.get((sec.key, lo))
         if made is None:
             align = sec.align
+            if self.pieces.get(sec.key):
+                # a literal entry: a deduplicating linker pools it with every object's literals and
+                # keeps it aligned only to its size (lld's WordLiteralSection), whatever its section claims
+                align = min(align, self.pieces[sec.key])
             for c in cuts[1:i + 1]:        # lld aligns an atom only as far as its offset allows
                 off = c - sec.start
                 align = min(align, off & -off)
@@ -264,6 +269,12 @@ def _extern(base: relocs.Reloc, e: _Entry, elf_type: int, info: SymbolInfo, atom
         return _why(base, f"{name} lies outside {sec.name}, or also in another section")
     if atoms.relocated(sec, atom):
         return _why(base, f"{atom.name} holds a relocation itself")
+    size = 1 << rodata.A64_LDST_SCALE.get(elf_type, 0)
+    if atom.align < size:
+        # lld writes a scaled page offset as (address & 0xfff) >> scale without checking the low
+        # bits: an atom it places misaligned is read at the address rounded down
+        return _why(base, f"{atom.name} is known aligned only to {atom.align} bytes, and the {size}-byte "
+                          "access scales its page offset: the linker may place it misaligned and truncate it")
     if elf_type == rodata.X86_PC32:
         addend = _field(e) - 4
     else:
