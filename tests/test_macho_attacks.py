@@ -154,3 +154,22 @@ def test_section_bytes_are_the_ones_at_the_sections_file_offset(tmp_path):
     obj.write_bytes(bytes(data))
     assert _run(_link(tmp_path, "x86_64", obj), "x86_64") == 3       # not 7
     assert _verdict(obj, _spec(tmp_path, "f", 7)) != "proven"
+
+
+def test_two_hint_commands_are_refused():
+    """LIEF and lld read the first LC_LINKER_OPTIMIZATION_HINT; a linker reading the last would apply
+    hints nverify never looked at. A header with two is refused (built by hand: 32-byte mach header,
+    two 16-byte commands)."""
+    import struct
+
+    from verifier import macho_relocs
+    from verifier.errors import UnsupportedError
+
+    hints = b"\x07\x02\x00\x04" + bytes(4)
+    header = struct.pack("<IIIIIIII", 0xFEEDFACF, 0x0100000C, 0, 1, 2, 32, 0, 0)
+    cmds = b"".join(struct.pack("<IIII", macho_relocs.LC_LINKER_OPTIMIZATION_HINT, 16, 64, 8) for _ in range(2))
+    data = header + cmds + hints
+    with pytest.raises(UnsupportedError, match="two LC_LINKER_OPTIMIZATION_HINT"):
+        macho_relocs._hint_data("x.o", data, 0)
+    one = struct.pack("<IIIIIIII", 0xFEEDFACF, 0x0100000C, 0, 1, 1, 16, 0, 0) + cmds[:16] + bytes(16) + hints
+    assert macho_relocs._hint_data("x.o", one, 0) == hints

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import relocs, rodata, symbols
-from .errors import BlobError
+from .errors import BlobError, UnsupportedError
 
 N_EXT, N_PEXT, N_WEAK_DEF = 0x01, 0x10, 0x0080
 X86_SIGNED = {1: 0, 6: 1, 7: 2, 8: 4}             # SIGNED, SIGNED_1, SIGNED_2, SIGNED_4 -> N
@@ -184,6 +184,8 @@ class _Atoms:
             for c in cuts[1:i + 1]:        # lld aligns an atom only as far as its offset allows
                 off = c - sec.start
                 align = min(align, off & -off)
+            if sec.start:                  # (ld64 keeps an atom aligned as its address in the object is)
+                align = min(align, sec.start & -sec.start, lo & -lo if lo else align)
             whole = lo == sec.start and hi == sec.end
             made = symbols.Section((sec.key << 32) | (lo - sec.start), sec.name if whole else
                                    f"{sec.name}+{lo - sec.start:#x}", lo, sec.content[lo - sec.start:hi - sec.start],
@@ -355,11 +357,13 @@ def _hints(path: str, data: bytes, fat_offset: int, sections: list[symbols.Secti
 
 
 def _hint_data(path: str, data: bytes, fat_offset: int) -> bytes | None:
-    """The bytes of LC_LINKER_OPTIMIZATION_HINT, None without one."""
+    """The bytes of LC_LINKER_OPTIMIZATION_HINT, None without one. Two are refused: which one a
+    linker reads is not known (LIEF and lld read the first)."""
     if len(data) < fat_offset + 32:
         return None
     ncmds, size = struct.unpack_from("<II", data, fat_offset + 16)
     at, end = fat_offset + 32, fat_offset + 32 + size
+    found: bytes | None = None
     for _ in range(ncmds):
         if at + 8 > min(end, len(data)):
             raise BlobError(f"{path}: its load commands run past their end: truncated file?")
@@ -370,8 +374,11 @@ def _hint_data(path: str, data: bytes, fat_offset: int) -> bytes | None:
             off, n = struct.unpack_from("<II", data, at + 8)
             if fat_offset + off + n > len(data):
                 raise BlobError(f"{path}: its linker optimization hints lie past the end of the file: truncated file?")
-            return data[fat_offset + off: fat_offset + off + n]
+            if found is not None:
+                raise UnsupportedError(f"{path}: two LC_LINKER_OPTIMIZATION_HINT commands: which the linker reads "
+                                       "is not known")
+            found = data[fat_offset + off: fat_offset + off + n]
         if cmdsize < 8:
             raise BlobError(f"{path}: a load command of {cmdsize} bytes: malformed Mach-O")
         at += cmdsize
-    return None
+    return found
