@@ -15,7 +15,7 @@ from verifier.blob import load
 from verifier.errors import UnsupportedError
 
 from .build import ARCHES, TARGETS, _run, clang_asm, link_image, llvm_tool
-from .test_rodata import ONE_SPEC, P22_TABLE, XOR8, XOR8_SPEC
+from .test_rodata import ONE_SPEC, P22_TABLE, XOR8, XOR8_SPEC, _proven, _spec
 
 pytestmark = pytest.mark.usefixtures("llvm")
 
@@ -30,19 +30,6 @@ def _cc(tmp_path, arch: str, source: str, flags: list[str], name: str, hints: bo
     extra = NO_HINTS if arch == "aarch64" and not hints else []
     _run([llvm_tool("clang"), f"--target={TARGETS['macho', arch]}", *flags, *extra, "-ffreestanding",
           "-fno-builtin", "-fno-stack-protector", "-c", str(src), "-o", str(out)])
-    return out
-
-
-def _spec(tmp_path, name: str, text: str) -> str:
-    p = tmp_path / f"{name}.smt"
-    p.write_text(text)
-    return str(p)
-
-
-def _proven(obj, spec: str) -> dict:
-    out = prove(str(obj), spec).to_json()
-    assert out["verdict"] == "proven", out
-    assert out["cosim"]["states"] > 0 and out["cosim"]["mismatches"] == 0, out["cosim"]
     return out
 
 
