@@ -28,6 +28,7 @@ from pathlib import Path
 
 from . import attest
 from .errors import UsageError
+from .rodata import A64_ADD_LO12
 
 EM = {"x86_64": 62, "aarch64": 183}
 TOOLS = ("nverify", "angr", "pyvex", "claripy", "z3-solver", "bitwuzla", "cvc5", "capstone", "lief",
@@ -64,12 +65,17 @@ def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tu
     def piece_section(i: int) -> int:
         return 1 if i == 0 else n + 1 + i
 
+    # lld (14+) relaxes `adrp x, S; add x, x, :lo12:S` to `nop; adr x, S` when both relocations name
+    # the same symbol with addend 0: a jump straight to the `add` then ignores x. The proof keeps the
+    # `add` an addition (ld.bfd does), so here the `add` names a local object at the region's start
+    # (the symbols after the functions), which lld never pairs with the section's own symbol.
+    lo12_sym = 1 + n + m + 1 + (1 if entry > lead else 0) + m
     relas_of: list[list[bytes]] = [[] for _ in pieces]
     for f in fixups:
         at = home(f.at)
         where = f.at - pieces[at][0] + pieces[at][2]
-        if f.region >= 0:
-            sym, addend = 2 + f.region, f.target
+        if f.region >= 0:       # an `add :lo12:` names the region's own symbol, not its section: see below
+            sym, addend = (lo12_sym + f.region if f.rtype == A64_ADD_LO12 else 2 + f.region), f.target
         else:       # a branch: against the piece its target lies in (x86: the field ends the jump)
             dest = home(f.target + (4 if arch == "x86_64" else 0))
             sym, addend = piece_section(dest), f.target - pieces[dest][0] + pieces[dest][2]
@@ -94,6 +100,8 @@ def elf_object(code: bytes, name: str, arch: str, rodata: tuple = (), fixups: tu
         symtab += struct.pack("<IBBHQQ", len(name) + 2, 2, 0, 1, lead, len(code) - lead)
     for i, (a, b) in enumerate(parts):      # each part, as the local function the unit reaches there
         symtab += struct.pack("<IBBHQQ", len(name) + 2, 2, 0, n + 2 + i, 0, b - a)
+    for i, r in enumerate(rodata):          # each region, as a local object (the `add :lo12:` symbol)
+        symtab += struct.pack("<IBBHQQ", len(name) + 2, 1, 0, 2 + i, 0, len(r.data))
     symtab += struct.pack("<IBBHQQ", 1, (1 << 4) | 2, 0, 1, entry, len(code) - entry)
     sections = [*content, *((nm, 4, 0x40, data, 8, symtab_i, info) for nm, data, info in relas),
                 (".symtab", 2, 0, symtab, 8, symtab_i + 1, len(symtab) // 24 - 1), (".strtab", 3, 0, strtab, 1, 0, 0)]
