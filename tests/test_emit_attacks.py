@@ -79,3 +79,23 @@ def test_lld_relaxing_an_adrp_add_pair_keeps_a_jump_to_the_add(tmp_path):
                         str(exe)], check=True, capture_output=True)
         ran = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True, timeout=60)
         assert ran.returncode == 0, (flags, ran.stdout)
+
+
+def test_an_adrp_add_pair_lld_relaxes_is_not_proven_in_the_object_itself(tmp_path):
+    """The same unit in the object gcc/gas wrote (the section symbol on both relocations, addend 0):
+    linked by lld, `f(0)` returns &tab. Either the proof models the relaxation (the `add` of such a
+    pair, reached by a jump, as `adr`) or it does not prove; here it proves (fails now)."""
+    from verifier import prove
+
+    lld = _lld_aarch64(tmp_path)
+    if lld is None:
+        pytest.skip("needs ld.lld, aarch64-linux-gnu-gcc and qemu-aarch64")
+    obj = gas_object(tmp_path, "aarch64", ADRP_ADD, "adrpadd")
+    main_c = tmp_path / "main.c"
+    main_c.write_text(ADRP_DRIVER)
+    exe = tmp_path / "prog"
+    subprocess.run(["aarch64-linux-gnu-gcc", "-O1", "-static", *lld, str(main_c), str(obj), "-o", str(exe)],
+                   check=True, capture_output=True)
+    ran = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True, timeout=60)
+    out = prove(str(obj), _spec(tmp_path, "uint64_t f(uint64_t x)", "(bvult ret #x0000000000001000)")).to_json()
+    assert ran.returncode == 0 or out["verdict"] != "proven", (ran.stdout, out["verdict"])
