@@ -163,4 +163,10 @@ class Relocated:
         if len(hits) == 1:
             rest = [t if s == 1 else -t for s, t in terms if not t.identical(page)]
             return sum(rest, exact) - placeholder_lo12
+        if any(g.at == f.at - 4 and g.rtype in rodata.PAGE and (g.region, g.target) == (f.region, f.target)
+               for g in self.blob.fixups):
+            # right after an `adrp` of the same address, which lld relaxes to `nop; adr` (both fields
+            # naming one symbol, addend 0): reached by a jump with another value, the `add` adds
+            # nothing then; ld.bfd keeps the addition. Neither is known: not modelled
+            return None
         return v - placeholder_lo12 + (exact & 0xFFF)
