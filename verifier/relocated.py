@@ -141,6 +141,13 @@ class Relocated:
         if f.rtype in rodata.PAGE:
             return self._page(f)
         if f.rtype == rodata.A64_ADD_LO12:
+            if not self._page_term(f, lifted) and any(
+                    g.at == f.at - 4 and g.rtype in rodata.PAGE and (g.region, g.target) == (f.region, f.target)
+                    for g in self.blob.fixups):
+                # right after an `adrp` of the same address, which lld relaxes to `nop; adr` (both
+                # fields naming one symbol, addend 0): reached by a jump with another value than that
+                # page, the `add` then adds nothing; ld.bfd keeps the addition. Not modelled
+                return None
             return self._lo12(f, lifted)
         if f.rtype in rodata.LINEAR and lifted.concrete:
             return self._linear(f, lifted)
@@ -151,6 +158,11 @@ class Relocated:
 
     def _page(self, f: rodata.Fixup) -> BV:
         return (self.bases[f.region] + f.target) & claripy.BVV((1 << 64) - 0x1000, 64)
+
+    def _page_term(self, f: rodata.Fixup, v: BV) -> bool:
+        """Whether `v` holds the page of `f`'s address once, as a term (an adrp pair's sum)."""
+        page = self._page(f)
+        return len([t for s, t in (_sum_terms(v, 1) or [(1, v)]) if s == 1 and t.identical(page)]) == 1
 
     def _lo12(self, f: rodata.Fixup, v: BV) -> BV:
         """`v` = something + lo12(placeholder + target): that something + lo12(base + target), and
@@ -163,10 +175,4 @@ class Relocated:
         if len(hits) == 1:
             rest = [t if s == 1 else -t for s, t in terms if not t.identical(page)]
             return sum(rest, exact) - placeholder_lo12
-        if any(g.at == f.at - 4 and g.rtype in rodata.PAGE and (g.region, g.target) == (f.region, f.target)
-               for g in self.blob.fixups):
-            # right after an `adrp` of the same address, which lld relaxes to `nop; adr` (both fields
-            # naming one symbol, addend 0): reached by a jump with another value, the `add` adds
-            # nothing then; ld.bfd keeps the addition. Neither is known: not modelled
-            return None
         return v - placeholder_lo12 + (exact & 0xFFF)
