@@ -159,20 +159,24 @@ class Relocated:
     def _page(self, f: rodata.Fixup) -> BV:
         return (self.bases[f.region] + f.target) & claripy.BVV((1 << 64) - 0x1000, 64)
 
-    def _page_term(self, f: rodata.Fixup, v: BV) -> bool:
-        """Whether `v` holds the page of `f`'s address once, as a term (an adrp pair's sum)."""
+    def _page_split(self, f: rodata.Fixup, v: BV) -> list[BV] | None:
+        """When `v` is a sum holding the page of `f`'s address once, as a term (an adrp pair's sum):
+        its other terms, signed; else None."""
         page = self._page(f)
-        return len([t for s, t in (_sum_terms(v, 1) or [(1, v)]) if s == 1 and t.identical(page)]) == 1
+        terms = _sum_terms(v, 1) or [(1, v)]
+        if len([t for s, t in terms if s == 1 and t.identical(page)]) != 1:
+            return None
+        return [t if s == 1 else -t for s, t in terms if not t.identical(page)]
+
+    def _page_term(self, f: rodata.Fixup, v: BV) -> bool:
+        return self._page_split(f, v) is not None
 
     def _lo12(self, f: rodata.Fixup, v: BV) -> BV:
         """`v` = something + lo12(placeholder + target): that something + lo12(base + target), and
         when the something is the page term of the same target (an adrp pair), base + target."""
         exact = self.bases[f.region] + f.target
         placeholder_lo12 = (self.places[f.region] + f.target) & 0xFFF
-        page = self._page(f)
-        terms = _sum_terms(v, 1) or [(1, v)]
-        hits = [t for s, t in terms if s == 1 and t.identical(page)]
-        if len(hits) == 1:
-            rest = [t if s == 1 else -t for s, t in terms if not t.identical(page)]
+        rest = self._page_split(f, v)
+        if rest is not None:
             return sum(rest, exact) - placeholder_lo12
         return v - placeholder_lo12 + (exact & 0xFFF)
